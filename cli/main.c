@@ -1,0 +1,95 @@
+/* certfleet: parse the global flags, load the config, dispatch to the noun's command. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cf_log.h"
+#include "cli.h"
+
+typedef struct {
+    const char *noun;
+    int (*run)(cf_cli_t *cli, int argc, char **argv);
+    const char *help;
+} s_command_t;
+
+static const s_command_t s_commands[] = {
+    {"db", cf_cmd_db, "db migrate                  apply the SQL migrations in schemas/sql"},
+    {"status", cf_cmd_status, "status                      workers, credit and queues of the broker"},
+    {"job", cf_cmd_job, "job submit FILE.json        send any job written as JSON, print the reply"},
+    {"x509", cf_cmd_x509, "x509 show FILE              a certificate, CSR or CRL (PEM or DER)"},
+    {NULL, NULL, NULL},
+};
+
+int cf_cli_fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("certfleet: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+int cf_cli_usage(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("usage: certfleet ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 2;
+}
+
+static void s_help(FILE *out)
+{
+    fprintf(out, "usage: certfleet [--config FILE] [--json] COMMAND ...\n\ncommands:\n");
+    for (const s_command_t *c = s_commands; c->noun; c++)
+        fprintf(out, "  %s\n", c->help);
+    fprintf(out, "\nThe config file is --config FILE, else $CERTFLEET_CONFIG; every setting can be\n"
+                 "overridden by CERTFLEET_<SECTION>_<KEY>.\n");
+}
+
+int main(int argc, char **argv)
+{
+    const char *config_path = NULL;
+    cf_cli_t cli = {0};
+    /* Global flags may stand anywhere; strip them so commands see only their own words. */
+    int out = 1;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            cli.json = true;
+        else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            config_path = argv[++i];
+        else if (strncmp(argv[i], "--config=", 9) == 0)
+            config_path = argv[i] + 9;
+        else
+            argv[out++] = argv[i];
+    }
+    argc = out;
+    if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "-h") == 0) {
+        s_help(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    char err[512] = "";
+    cli.config = cf_config_load(config_path, err, sizeof err);
+    if (!cli.config)
+        return cf_cli_fail("%s", err);
+    cf_log_configure(cli.config, "certfleet");
+    int rc = -1;
+    for (const s_command_t *c = s_commands; c->noun; c++) {
+        if (strcmp(c->noun, argv[1]) == 0) {
+            rc = c->run(&cli, argc - 2, argv + 2);
+            break;
+        }
+    }
+    if (rc == -1) {
+        fprintf(stderr, "certfleet: unknown command \"%s\"\n", argv[1]);
+        s_help(stderr);
+        rc = 2;
+    }
+    cf_config_destroy(&cli.config);
+    return rc;
+}
