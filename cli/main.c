@@ -14,8 +14,10 @@ typedef struct {
 
 static const s_command_t s_commands[] = {
     {"db", cf_cmd_db, "db migrate                  apply the SQL migrations in schemas/sql"},
-    {"status", cf_cmd_status, "status                      workers, credit and queues of the broker"},
-    {"job", cf_cmd_job, "job submit FILE.json        send any job written as JSON, print the reply"},
+    {"status", cf_cmd_status,
+     "status                      workers, credit and queues of the broker"},
+    {"job", cf_cmd_job,
+     "job submit FILE.json        send any job written as JSON, print the reply"},
     {"x509", cf_cmd_x509, "x509 show FILE              a certificate, CSR or CRL (PEM or DER)"},
     {NULL, NULL, NULL},
 };
@@ -47,8 +49,9 @@ static void s_help(FILE *out)
     fprintf(out, "usage: certfleet [--config FILE] [--json] COMMAND ...\n\ncommands:\n");
     for (const s_command_t *c = s_commands; c->noun; c++)
         fprintf(out, "  %s\n", c->help);
-    fprintf(out, "\nThe config file is --config FILE, else $CERTFLEET_CONFIG; every setting can be\n"
-                 "overridden by CERTFLEET_<SECTION>_<KEY>.\n");
+    fprintf(out,
+            "\nThe config file is --config FILE, else $CERTFLEET_CONFIG; every setting can be\n"
+            "overridden by CERTFLEET_<SECTION>_<KEY>.\n");
 }
 
 int main(int argc, char **argv)

@@ -1,0 +1,14 @@
+/* certfleet-notifier: the worker that mails watchers about expiring certificates.
+ * Its services grow with the issues that bring them; every worker also serves the built-in
+ * health checks sys.echo and sys.ping (schemas/jobs.md). */
+#include "cf_worker.h"
+
+static const cf_handler_t s_handlers[] = {
+    CF_WORKER_SYS_HANDLERS,
+    {NULL, NULL, 0},
+};
+
+int main(int argc, char **argv)
+{
+    return cf_worker_main(argc, argv, "certfleet-notifier", s_handlers, NULL);
+}

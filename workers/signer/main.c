@@ -1,0 +1,14 @@
+/* certfleet-signer: the worker that signs: CA creation, certificate issuance and revocation.
+ * Its services grow with the issues that bring them; every worker also serves the built-in
+ * health checks sys.echo and sys.ping (schemas/jobs.md). */
+#include "cf_worker.h"
+
+static const cf_handler_t s_handlers[] = {
+    CF_WORKER_SYS_HANDLERS,
+    {NULL, NULL, 0},
+};
+
+int main(int argc, char **argv)
+{
+    return cf_worker_main(argc, argv, "certfleet-signer", s_handlers, NULL);
+}
