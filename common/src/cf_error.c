@@ -33,14 +33,17 @@ void cf_error_prefix_field(cf_error_t *err, const char *prefix)
 {
     if (!err || !prefix || !*prefix)
         return;
-    char joined[CF_ERROR_FIELD_MAX];
+    /* Room for both parts; the result is cut to the field's size. */
+    char joined[2 * CF_ERROR_FIELD_MAX + 2];
     if (err->field[0] == '\0')
         snprintf(joined, sizeof joined, "%s", prefix);
     else if (err->field[0] == '[')
         snprintf(joined, sizeof joined, "%s%s", prefix, err->field);
     else
         snprintf(joined, sizeof joined, "%s.%s", prefix, err->field);
-    memcpy(err->field, joined, sizeof joined);
+    size_t n = strnlen(joined, sizeof err->field - 1);
+    memcpy(err->field, joined, n);
+    err->field[n] = '\0';
 }
 
 void cf_error_add_openssl(cf_error_t *err)
