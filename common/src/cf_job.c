@@ -113,7 +113,18 @@ cf_job_t *cf_job_decode(const void *data, size_t len, cf_error_t *err,
         cf_error_set(err, "internal", "", "out of memory");
         return NULL;
     }
-    if (cf_msgpack_unpack(data, len, NULL, &self->unpacked, err) != 0) {
+    /* msgpack-c's objects point into the bytes they were unpacked from: unpack our own copy,
+     * which lives as long as the job. */
+    self->data = malloc(len ? len : 1);
+    if (!self->data) {
+        free(self);
+        cf_error_set(err, "internal", "", "out of memory");
+        return NULL;
+    }
+    memcpy(self->data, data, len);
+    self->len = len;
+    if (cf_msgpack_unpack(self->data, len, NULL, &self->unpacked, err) != 0) {
+        free(self->data);
         free(self);
         return NULL;
     }
@@ -193,16 +204,10 @@ cf_job_t *cf_job_decode(const void *data, size_t len, cf_error_t *err,
     } else {
         self->params = &s_empty_map;
     }
-    self->data = malloc(len);
-    if (!self->data) {
-        cf_error_set(err, "internal", "", "out of memory");
-        goto fail;
-    }
-    memcpy(self->data, data, len);
-    self->len = len;
     return self;
 fail:
     msgpack_unpacked_destroy(&self->unpacked);
+    free(self->data);
     free(self);
     return NULL;
 }
@@ -336,7 +341,16 @@ cf_reply_t *cf_reply_decode(const void *data, size_t len, cf_error_t *err)
         cf_error_set(err, "internal", "", "out of memory");
         return NULL;
     }
-    if (cf_msgpack_unpack(data, len, NULL, &self->unpacked, err) != 0) {
+    self->data = malloc(len ? len : 1);
+    if (!self->data) {
+        free(self);
+        cf_error_set(err, "internal", "", "out of memory");
+        return NULL;
+    }
+    memcpy(self->data, data, len);
+    self->len = len;
+    if (cf_msgpack_unpack(self->data, len, NULL, &self->unpacked, err) != 0) {
+        free(self->data);
         free(self);
         return NULL;
     }
@@ -380,14 +394,10 @@ cf_reply_t *cf_reply_decode(const void *data, size_t len, cf_error_t *err)
                      "reply \"status\" must be \"ok\" or \"error\"");
         goto fail;
     }
-    self->data = malloc(len);
-    if (!self->data)
-        goto fail;
-    memcpy(self->data, data, len);
-    self->len = len;
     return self;
 fail:
     msgpack_unpacked_destroy(&self->unpacked);
+    free(self->data);
     free(self);
     return NULL;
 }

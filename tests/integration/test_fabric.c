@@ -104,11 +104,22 @@ static int s_teardown(void **state)
     if (f->broker > 0)
         cf_test_kill(f->broker, SIGTERM);
     cf_test_pg_drop_db(f->conninfo);
-    char cmd[300];
+    /* A process that a sanitizer stopped, or that leaked, says so in its log: that fails the test. */
+    char cmd[600];
+    snprintf(cmd, sizeof cmd,
+             "grep -l -E 'AddressSanitizer|LeakSanitizer|runtime error:' '%s'/*.log 2>/dev/null",
+             f->dir);
+    int sanitizer_hits = system(cmd);
+    if (sanitizer_hits == 0) {
+        snprintf(cmd, sizeof cmd, "cat '%s'/*.log >&2", f->dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not print the logs\n");
+    }
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", f->dir);
     free(f);
+    assert_int_not_equal(sanitizer_hits, 0);
     return 0;
 }
 
