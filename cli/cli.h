@@ -16,6 +16,7 @@ typedef struct {
 int cf_cmd_db(cf_cli_t *cli, int argc, char **argv);
 int cf_cmd_status(cf_cli_t *cli, int argc, char **argv);
 int cf_cmd_job(cf_cli_t *cli, int argc, char **argv);
+int cf_cmd_x509(cf_cli_t *cli, int argc, char **argv);
 
 /* Print an error line "certfleet: ..." to stderr and return 1 (or 2 for usage). */
 int cf_cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -18,6 +18,7 @@ static const s_command_t s_commands[] = {
      "status                      workers, credit and queues of the broker"},
     {"job", cf_cmd_job,
      "job submit FILE.json        send any job written as JSON, print the reply"},
+    {"x509", cf_cmd_x509, "x509 show FILE              a certificate, CSR or CRL (PEM or DER)"},
     {NULL, NULL, NULL},
 };
 

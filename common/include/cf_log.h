@@ -29,7 +29,7 @@ void cf_log_write(cf_log_level_t level, const char *file, int line, const char *
  * whatever the level. Example: cf_audit ("cert.issue", "ca", name, "serial", hex, NULL); */
 void cf_audit(const char *event, ...) __attribute__((sentinel));
 
-#define CF_LOG_AT(lvl, ...)                                                                       \
+#define CF_LOG_AT(lvl, ...)                                                                        \
     do {                                                                                           \
         if (cf_log_enabled(lvl))                                                                   \
             cf_log_write(lvl, __FILE__, __LINE__, __VA_ARGS__);                                    \

@@ -27,7 +27,10 @@ typedef struct {
 } cf_msgpack_limits_t;
 
 /* 1 MiB message, 32 levels, 100,000 items, 1 MiB per string. */
-#define CF_MSGPACK_LIMITS_DEFAULT {1u << 20, 32, 100000, 1u << 20}
+#define CF_MSGPACK_LIMITS_DEFAULT                                                                  \
+    {                                                                                              \
+        1u << 20, 32, 100000, 1u << 20                                                             \
+    }
 
 /* 0 when DATA holds exactly one well-formed object within LIMITS (NULL: the defaults), else
  * -1 with err->code one of "too_large", "too_deep", "too_many_items", "truncated",

@@ -33,13 +33,16 @@ PGresult *cf_pg_exec_prepared(cf_pg_t *self, const char *name, int nparams,
                               const char *const *values, const int *lengths, const int *formats,
                               int result_format);
 /* Same for a statement given as text (PQexecParams). */
-PGresult *cf_pg_exec_params(cf_pg_t *self, const char *sql, int nparams,
-                            const char *const *values, const int *lengths, const int *formats,
-                            int result_format);
+PGresult *cf_pg_exec_params(cf_pg_t *self, const char *sql, int nparams, const char *const *values,
+                            const int *lengths, const int *formats, int result_format);
 /* Run SQL (may hold several statements) and drop the result. 0 or -1. */
 int cf_pg_exec(cf_pg_t *self, const char *sql);
 
-/* Transactions. begin reconnects first if needed; commit/rollback end it. 0 or -1. */
+/* Transactions. begin reconnects first if needed; commit/rollback end it. 0 or -1.
+ * commit fails (and the transaction is gone) when a statement in it had failed. rollback
+ * keeps the error that led to it, so cf_pg_sqlstate still tells what went wrong. A
+ * transaction opened with cf_pg_exec ("BEGIN") counts too: once its connection broke, every
+ * statement fails until cf_pg_commit or cf_pg_rollback ends it. */
 int cf_pg_begin(cf_pg_t *self);
 int cf_pg_commit(cf_pg_t *self);
 int cf_pg_rollback(cf_pg_t *self);

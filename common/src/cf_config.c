@@ -1,4 +1,11 @@
-/* cf_config: INI file + CERTFLEET_<SECTION>_<KEY> environment overrides + defaults. */
+/* cf_config: INI file + CERTFLEET_<SECTION>_<KEY> environment overrides + defaults.
+ *
+ * Format: "[section]" headers, "key = value" lines, whole-line comments starting with '#'
+ * or ';', blank lines. A value is everything after '=' with the surrounding blanks trimmed;
+ * a value written in double quotes keeps its blanks (the quotes are dropped). Section and
+ * key names are matched without regard to case, as the environment variables are. Anything
+ * else is refused with its line number: a config that says something we do not understand
+ * must stop the process, not be half applied. */
 #include "cf_config.h"
 
 #include <ctype.h>
@@ -6,11 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cf_log.h"
 
 typedef struct s_entry_t {
-    char *section;          /* section name, lower case as written */
+    char *section;          /* section name as written */
     char *key;              /* key name */
     char *value;            /* value, trimmed */
     struct s_entry_t *next; /* next entry */
@@ -68,7 +76,7 @@ static bool s_valid_name(const char *s)
 int cf_config_set(cf_config_t *self, const char *section, const char *key, const char *value)
 {
     for (s_entry_t *e = self->entries; e; e = e->next) {
-        if (strcmp(e->section, section) == 0 && strcmp(e->key, key) == 0) {
+        if (strcasecmp(e->section, section) == 0 && strcasecmp(e->key, key) == 0) {
             char *copy = strdup(value);
             if (!copy)
                 return -1;
@@ -113,6 +121,12 @@ cf_config_t *cf_config_load(const char *path, char *errbuf, size_t errlen)
         return NULL;
     }
     self->path = strdup(path);
+    if (!self->path) {
+        snprintf(errbuf, errlen, "out of memory");
+        fclose(f);
+        cf_config_destroy(&self);
+        return NULL;
+    }
     char line[4096], section[128] = "";
     int lineno = 0;
     while (fgets(line, sizeof line, f)) {
@@ -121,7 +135,11 @@ cf_config_t *cf_config_load(const char *path, char *errbuf, size_t errlen)
             snprintf(errbuf, errlen, "config file \"%s\" line %d: line too long", path, lineno);
             goto fail;
         }
-        char *s = s_trim(line);
+        char *s = line;
+        /* A byte order mark from an editor on the first line is not part of the text. */
+        if (lineno == 1 && strncmp(s, "\xef\xbb\xbf", 3) == 0)
+            s += 3;
+        s = s_trim(s);
         if (*s == '\0' || *s == '#' || *s == ';')
             continue;
         if (*s == '[') {
@@ -149,6 +167,11 @@ cf_config_t *cf_config_load(const char *path, char *errbuf, size_t errlen)
         }
         *eq = '\0';
         char *key = s_trim(s), *value = s_trim(eq + 1);
+        size_t vlen = strlen(value);
+        if (vlen >= 2 && value[0] == '"' && value[vlen - 1] == '"') {
+            value[vlen - 1] = '\0';
+            value++;
+        }
         if (!section[0]) {
             snprintf(errbuf, errlen, "config file \"%s\" line %d: key \"%s\" outside a section",
                      path, lineno, key);
@@ -194,7 +217,7 @@ const char *cf_config_get(cf_config_t *self, const char *section, const char *ke
     if (env)
         return env;
     for (s_entry_t *e = self ? self->entries : NULL; e; e = e->next)
-        if (strcmp(e->section, section) == 0 && strcmp(e->key, key) == 0)
+        if (strcasecmp(e->section, section) == 0 && strcasecmp(e->key, key) == 0)
             return e->value;
     return dflt;
 }
@@ -233,5 +256,5 @@ bool cf_config_get_bool(cf_config_t *self, const char *section, const char *key,
 
 const char *cf_config_path(cf_config_t *self)
 {
-    return self->path;
+    return self ? self->path : NULL;
 }

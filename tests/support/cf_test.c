@@ -44,6 +44,20 @@ static int s_admin_exec(const char *sql)
     return rc;
 }
 
+/* A conninfo value in single quotes, with ' and \\ escaped as libpq wants. */
+static void s_quote(char *out, size_t len, const char *value)
+{
+    size_t n = 0;
+    out[n++] = '\'';
+    for (const char *p = value; *p && n + 4 < len; p++) {
+        if (*p == '\'' || *p == '\\')
+            out[n++] = '\\';
+        out[n++] = *p;
+    }
+    out[n++] = '\'';
+    out[n] = '\0';
+}
+
 int cf_test_pg_create_db(const char *prefix, char *conninfo_out, size_t len)
 {
     const char *admin = cf_test_pg_admin();
@@ -63,11 +77,13 @@ int cf_test_pg_create_db(const char *prefix, char *conninfo_out, size_t len)
     for (PQconninfoOption *o = opts; o && o->keyword; o++) {
         if (!o->val || strcmp(o->keyword, "dbname") == 0)
             continue;
-        n += (size_t)snprintf(conninfo_out + n, n < len ? len - n : 0, "%s='%s' ", o->keyword,
-                              o->val);
+        char quoted[512];
+        s_quote(quoted, sizeof quoted, o->val);
+        n +=
+            (size_t)snprintf(conninfo_out + n, n < len ? len - n : 0, "%s=%s ", o->keyword, quoted);
     }
     PQconninfoFree(opts);
-    snprintf(conninfo_out + n, n < len ? len - n : 0, "dbname='%s'", name);
+    n += (size_t)snprintf(conninfo_out + n, n < len ? len - n : 0, "dbname='%s'", name);
     return n < len ? 0 : -1;
 }
 
@@ -121,14 +137,16 @@ const char *cf_test_source_dir(void)
 
 pid_t cf_test_spawn(const char *logfile, const char *const *env_extra, const char *prog, ...)
 {
-    const char *argv[64];
-    int argc = 0;
+    /* Everything the child needs is built before fork: between fork and exec only
+     * async-signal-safe calls are allowed (the test may have threads). */
     char path[4096];
+    const char *bindir = getenv("CF_BIN_DIR") ? getenv("CF_BIN_DIR") : CF_BIN_DIR;
     if (strchr(prog, '/'))
         snprintf(path, sizeof path, "%s", prog);
     else
-        snprintf(path, sizeof path, "%s/%s",
-                 getenv("CF_BIN_DIR") ? getenv("CF_BIN_DIR") : CF_BIN_DIR, prog);
+        snprintf(path, sizeof path, "%s/%s", bindir, prog);
+    const char *argv[64];
+    int argc = 0;
     argv[argc++] = path;
     va_list ap;
     va_start(ap, prog);
@@ -137,24 +155,52 @@ pid_t cf_test_spawn(const char *logfile, const char *const *env_extra, const cha
         argv[argc++] = a;
     va_end(ap);
     argv[argc] = NULL;
+    size_t nenv = 0, nextra = 0;
+    while (environ[nenv])
+        nenv++;
+    while (env_extra && env_extra[nextra])
+        nextra++;
+    const char **envp = calloc(nenv + nextra + 1, sizeof *envp);
+    if (!envp)
+        return -1;
+    size_t m = 0;
+    for (size_t i = 0; i < nenv; i++) {
+        /* An extra "K=V" replaces the inherited K. */
+        const char *eq = strchr(environ[i], '=');
+        size_t klen = eq ? (size_t)(eq - environ[i]) + 1 : strlen(environ[i]);
+        bool replaced = false;
+        for (size_t j = 0; j < nextra && !replaced; j++)
+            replaced = strncmp(environ[i], env_extra[j], klen) == 0;
+        if (!replaced)
+            envp[m++] = environ[i];
+    }
+    for (size_t j = 0; j < nextra; j++)
+        envp[m++] = env_extra[j];
+    envp[m] = NULL;
+    int fd = open(logfile ? logfile : "/dev/null", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        fprintf(stderr, "cf_test: could not open log file \"%s\": %s\n", logfile, strerror(errno));
+        free(envp);
+        return -1;
+    }
     pid_t parent = getpid();
     pid_t pid = fork();
-    if (pid != 0)
-        return pid;
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent)
-        _exit(1);
-    int fd = open(logfile ? logfile : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd >= 0) {
+    if (pid == 0) {
+        /* Nothing may outlive the test, whatever way the test ends. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(1);
         dup2(fd, 1);
         dup2(fd, 2);
-        close(fd);
+        execve(path, (char *const *)argv, (char *const *)envp);
+        static const char msg[] = "cf_test: exec failed\n";
+        if (write(2, msg, sizeof msg - 1) < 0) {
+        }
+        _exit(127);
     }
-    for (const char *const *e = env_extra; e && *e; e++)
-        putenv((char *)*e);
-    execv(path, (char *const *)argv);
-    fprintf(stderr, "could not run %s: %s\n", path, strerror(errno));
-    _exit(127);
+    close(fd);
+    free(envp);
+    return pid;
 }
 
 int cf_test_wait_exit(pid_t pid, int timeout_ms, int *status)

@@ -1,14 +1,18 @@
-/* certfleet-signer: the worker that signs: CA creation, certificate issuance and revocation.
- * Its services grow with the issues that bring them; every worker also serves the built-in
- * health checks sys.echo and sys.ping (schemas/jobs.md). */
-#include "cf_worker.h"
+/* certfleet-signer: creates certificate authorities and issues certificates.
+ * Every worker also serves the health checks sys.echo and sys.ping (schemas/jobs.md). */
+#include "signer.h"
 
 static const cf_handler_t s_handlers[] = {
+    {"ca.init", signer_ca_init, CF_HANDLER_DURABLE},
+    {"cert.issue", signer_cert_issue, CF_HANDLER_DURABLE | CF_HANDLER_BATCH},
     CF_WORKER_SYS_HANDLERS,
     {NULL, NULL, 0},
 };
 
 int main(int argc, char **argv)
 {
-    return cf_worker_main(argc, argv, "certfleet-signer", s_handlers, NULL);
+    signer_t state = {0};
+    int rc = cf_worker_main(argc, argv, "certfleet-signer", s_handlers, &state);
+    cf_keystore_destroy(&state.keystore);
+    return rc;
 }

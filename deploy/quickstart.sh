@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The first command a newcomer runs (README): install what is missing, build, start a local
+# fleet in .run/ (deploy/local.sh up), send it a demonstration job and say what happened.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+say() { printf '\n==> %s\n' "$*"; }
+
+say "installing what is missing (Debian packages; nothing when all is there)"
+deploy/install-deps.sh
+
+say "building: every program goes to build/bin"
+cmake -B build -S . >/dev/null
+cmake --build build -j"$(nproc)" >/dev/null
+
+say "starting a local fleet in .run/ (PostgreSQL, Redis, broker, workers; loopback only)"
+deploy/local.sh up
+eval "$(deploy/local.sh env)"
+cf=build/bin/certfleet
+
+# The workers announce themselves to the broker within a heartbeat or two.
+ready=0
+for _ in $(seq 1 60); do
+  if "$cf" status >/dev/null 2>&1; then ready=1; break; fi
+  sleep 0.25
+done
+if [ $ready = 0 ]; then
+  echo "the broker did not answer within 15 s; its log is .run/log/certfleet-broker.log" >&2
+  deploy/local.sh status >&2 || true
+  exit 1
+fi
+
+say "the broker and its workers (certfleet status)"
+"$cf" status
+
+say "a job round trip: certfleet job submit schemas/jobs/examples/sys.echo.json"
+echo "the job:"
+sed 's/^/    /' schemas/jobs/examples/sys.echo.json
+echo "the reply:"
+if ! reply=$("$cf" job submit schemas/jobs/examples/sys.echo.json); then
+  echo "the job failed; the logs are in .run/log/" >&2
+  exit 1
+fi
+printf '%s\n' "$reply" | sed 's/^/    /'
+summary=$(printf '%s' "$reply" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+print("status \"%s\", answered by worker \"%s\", job id %s"
+      % (r.get("status"), r.get("result", {}).get("worker", "?"), r.get("id")))' 2>/dev/null ||
+  echo "see the reply above")
+echo "in short: $summary"
+
+cat <<TXT
+
+What happened: the certfleet command sent the job to the broker over ZeroMQ; the broker
+handed it to a worker that serves sys.echo; the worker took a Redis lock on the job id,
+recorded the job and its reply in PostgreSQL (table job_results) in one transaction, and
+answered. Sending the same job id again returns the stored reply without running it twice.
+
+The fleet keeps running. Next:
+  eval "\$(deploy/local.sh env)"   point the certfleet command at this fleet
+  build/bin/certfleet status       workers, credit and queues
+  deploy/local.sh status           the processes and their pids (logs in .run/log/)
+  deploy/local.sh down             stop everything
+TXT

@@ -1,0 +1,412 @@
+/* ca.init: create a root or intermediate certificate authority (django-ca's
+ * CertificateAuthorityManager.init). Params and result: schemas/jobs.md. */
+#include <regex.h>
+#include <string.h>
+#include <time.h>
+
+#include "cf_issue.h"
+#include "cf_key.h"
+#include "cf_log.h"
+#include "cf_params.h"
+#include "cf_x509_ext.h"
+#include "cf_x509_name.h"
+#include "signer.h"
+
+static const char *const s_allowed[] = {
+    "name", "subject", "key_backend", "password", "key_type", "key_size", "elliptic_curve",
+    "algorithm", "expires", "parent", "parent_password", "default_hostname", "path_length",
+    "extensions", "caa", "website", "terms_of_service", "acme_enabled", "acme_registration",
+    "acme_requires_contact", "acme_profile", "api_enabled", "sign_authority_information_access",
+    "sign_certificate_policies", "sign_crl_distribution_points", "sign_issuer_alternative_name",
+    "ocsp_responder_key_validity", "ocsp_response_validity", "crl_shards", NULL};
+
+/* Extensions the CA's own certificate gets from us; a job may not set them. */
+static const char *const s_computed[] = {"basic_constraints", "subject_key_identifier",
+                                         "authority_key_identifier", NULL};
+
+static const char *const s_sign_keys[] = {
+    "sign_authority_information_access", "sign_certificate_policies",
+    "sign_crl_distribution_points", "sign_issuer_alternative_name", NULL};
+static const char *const s_sign_types[] = {"authority_information_access", "certificate_policies",
+                                           "crl_distribution_points", "issuer_alternative_name",
+                                           NULL};
+
+static bool s_valid_name(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > CF_CA_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  (i > 0 && (c == '.' || c == '_' || c == '-'));
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+/* One extension model built from parts and normalised by the data model. */
+static json_t *s_model(json_t *raw, cf_error_t *err)
+{
+    json_t *m = raw ? cf_extension_parse(raw, err) : NULL;
+    json_decref(raw);
+    return m;
+}
+
+static json_t *s_default_aia(const char *host, const char *name, cf_error_t *err)
+{
+    char *ocsp = cf_ca_url_ocsp(host, name), *issuer = cf_ca_url_issuer(host, name);
+    json_t *raw = json_pack("{s:s, s:[{s:s, s:{s:s, s:s}}, {s:s, s:{s:s, s:s}}]}", "type",
+                            "authority_information_access", "value", "access_method", "ocsp",
+                            "access_location", "type", "URI", "value", ocsp, "access_method",
+                            "ca_issuers", "access_location", "type", "URI", "value", issuer);
+    free(ocsp);
+    free(issuer);
+    return s_model(raw, err);
+}
+
+static json_t *s_crldp(const char *url, cf_error_t *err)
+{
+    json_t *raw = json_pack("{s:s, s:[{s:[{s:s, s:s}]}]}", "type", "crl_distribution_points",
+                            "value", "full_name", "type", "URI", "value", url);
+    return s_model(raw, err);
+}
+
+/* Write the CA row. 0, -1 (bad input) or CF_HANDLER_ABORT. */
+static int s_insert(cf_handler_ctx_t *ctx, const json_t *params, const char *name, X509 *cert,
+                    const json_t *subject, const json_t *issuer, const cf_ca_t *parent,
+                    const char *backend, const json_t *options, const char *key_type,
+                    const char *algorithm, int64_t path_length, const json_t *sign,
+                    const char *host, cf_error_t *err)
+{
+    unsigned char *der = NULL;
+    int der_len = i2d_X509(cert, &der);
+    char *serial = cf_serial_hex(X509_get0_serialNumber(cert));
+    json_t *row = json_object();
+    json_object_set_new(row, "name", json_string(name));
+    json_object_set_new(row, "serial", json_string(serial));
+    json_t *cn = NULL;
+    size_t i;
+    json_t *attr;
+    json_array_foreach(subject, i, attr) {
+        if (strcmp(json_string_value(json_object_get(attr, "oid")), "2.5.4.3") == 0)
+            cn = json_object_get(attr, "value");
+    }
+    json_object_set_new(row, "cn", cn ? json_incref(cn) : json_string(""));
+    json_object_set(row, "subject", (json_t *)subject);
+    json_object_set(row, "issuer", (json_t *)issuer);
+    json_object_set_new(row, "valid_from",
+                        json_integer((json_int_t)json_integer_value(json_object_get(params, "_nb"))));
+    json_object_set_new(row, "parent_id", parent ? json_integer(parent->id) : json_null());
+    json_object_set_new(row, "key_backend", json_string(backend));
+    json_object_set(row, "key_backend_options", (json_t *)options);
+    json_object_set_new(row, "key_type", json_string(key_type));
+    json_object_set_new(row, "algorithm", algorithm ? json_string(algorithm) : json_null());
+    json_object_set_new(row, "path_length", path_length >= 0 ? json_integer(path_length) : json_null());
+    for (int k = 0; s_sign_types[k]; k++) {
+        json_t *ext = cf_extensions_find(sign, s_sign_types[k]);
+        json_object_set(row, s_sign_keys[k], ext ? ext : json_null());
+    }
+    json_object_set_new(row, "default_hostname", host ? json_string(host) : json_null());
+    static const char *const copy[] = {"caa", "website", "terms_of_service", "acme_enabled",
+                                       "acme_registration", "acme_requires_contact",
+                                       "acme_profile", "api_enabled",
+                                       "ocsp_responder_key_validity", "ocsp_response_validity",
+                                       "crl_shards", NULL};
+    for (const char *const *c = copy; *c; c++) {
+        json_t *v = json_object_get(params, *c);
+        if (v && !json_is_null(v))
+            json_object_set(row, *c, v);
+    }
+    char *row_text = json_dumps(row, JSON_COMPACT);
+    size_t hexlen = 2 * (size_t)der_len + 3;
+    char *hex = malloc(hexlen);
+    int rc = CF_HANDLER_ABORT;
+    if (row_text && hex && der_len > 0) {
+        hex[0] = '\\';
+        hex[1] = 'x';
+        for (int b = 0; b < der_len; b++)
+            snprintf(hex + 2 + 2 * b, 3, "%02x", der[b]);
+        char nb[32], na[32];
+        snprintf(nb, sizeof nb, "%lld", (long long)json_integer_value(json_object_get(params, "_nb")));
+        snprintf(na, sizeof na, "%lld", (long long)json_integer_value(json_object_get(params, "_na")));
+        const char *values[4] = {row_text, hex, nb, na};
+        /* jsonb_populate_record maps the model's fields onto the columns; defaults stay for
+         * the fields the job did not give. */
+        PGresult *res = cf_pg_exec_params(
+            ctx->pg,
+            "INSERT INTO certificate_authorities (name, serial, cn, subject, issuer, valid_from, "
+            "expires, der, parent_id, key_backend, key_backend_options, key_type, algorithm, "
+            "path_length, sign_authority_information_access, sign_certificate_policies, "
+            "sign_crl_distribution_points, sign_issuer_alternative_name, default_hostname, caa, "
+            "website, terms_of_service, acme_enabled, acme_registration, acme_requires_contact, "
+            "acme_profile, api_enabled, ocsp_responder_key_validity, ocsp_response_validity, "
+            "crl_shards) "
+            "SELECT r->>'name', r->>'serial', r->>'cn', r->'subject', r->'issuer', "
+            "to_timestamp($3::bigint), to_timestamp($4::bigint), $2::bytea, "
+            "(r->>'parent_id')::bigint, r->>'key_backend', r->'key_backend_options', "
+            "r->>'key_type', r->>'algorithm', (r->>'path_length')::int, "
+            "NULLIF(r->'sign_authority_information_access', 'null'), "
+            "NULLIF(r->'sign_certificate_policies', 'null'), "
+            "NULLIF(r->'sign_crl_distribution_points', 'null'), "
+            "NULLIF(r->'sign_issuer_alternative_name', 'null'), r->>'default_hostname', "
+            "COALESCE(r->>'caa', ''), COALESCE(r->>'website', ''), "
+            "COALESCE(r->>'terms_of_service', ''), COALESCE((r->>'acme_enabled')::boolean, false), "
+            "COALESCE((r->>'acme_registration')::boolean, true), "
+            "COALESCE((r->>'acme_requires_contact')::boolean, true), r->>'acme_profile', "
+            "COALESCE((r->>'api_enabled')::boolean, false), "
+            "COALESCE((r->>'ocsp_responder_key_validity')::int, 3), "
+            "COALESCE((r->>'ocsp_response_validity')::int, 86400), "
+            "COALESCE((r->>'crl_shards')::int, 1) FROM (SELECT $1::jsonb AS r) AS x",
+            4, values, NULL, NULL, 0);
+        if (res) {
+            PQclear(res);
+            rc = 0;
+        } else if (strcmp(cf_pg_sqlstate(ctx->pg), "23505") == 0) {
+            cf_error_set(err, "ca_exists", "params.name", "certificate authority \"%s\" already exists",
+                         name);
+        } else {
+            cf_error_set(err, "unavailable", "", "could not store certificate authority \"%s\": %s",
+                         name, cf_pg_errstr(ctx->pg));
+        }
+    }
+    free(hex);
+    free(row_text);
+    free(serial);
+    json_decref(row);
+    OPENSSL_free(der);
+    return rc;
+}
+
+int signer_ca_init(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer *result,
+                   cf_error_t *err)
+{
+    int rc = -1;
+    json_t *params = signer_params(job, err), *subject = NULL, *extra = NULL, *exts = NULL;
+    json_t *sign = json_array(), *options = NULL;
+    cf_ca_t *parent = NULL;
+    EVP_PKEY *key = NULL, *parent_key = NULL;
+    X509 *cert = NULL;
+    const char *name, *backend, *password, *algorithm, *parent_name, *parent_password;
+    int64_t expires, path_length, now = (int64_t)time(NULL);
+    const char *host = NULL;
+    cf_key_params_t kp;
+    const EVP_MD *md = NULL;
+    char key_id[160];
+    if (!params || cf_params_check_keys(params, s_allowed, err) ||
+        cf_params_str(params, "name", true, NULL, &name, err) ||
+        cf_params_str(params, "key_backend", false,
+                      cf_config_get(ctx->config, "ca", "key_backend", "storages"), &backend, err) ||
+        cf_params_str(params, "password", false, NULL, &password, err) ||
+        cf_params_str(params, "algorithm", false, NULL, &algorithm, err) ||
+        cf_params_str(params, "parent", false, NULL, &parent_name, err) ||
+        cf_params_str(params, "parent_password", false, NULL, &parent_password, err) ||
+        cf_params_int(params, "path_length", -1, 0, 1000, &path_length, err) ||
+        cf_key_params_from_json(&kp, ctx->config, params, err))
+        goto out;
+    if (!s_valid_name(name)) {
+        cf_error_set(err, "invalid_value", "params.name",
+                     "a CA name has 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit");
+        goto out;
+    }
+    if (!json_object_get(params, "subject")) {
+        cf_error_set(err, "missing_field", "params.subject", "parameter \"subject\" is required");
+        goto out;
+    }
+    if (!(subject = signer_subject(json_object_get(params, "subject"), "params.subject", err)))
+        goto out;
+    /* default_hostname: a string, false (none), or absent (the configured one). */
+    json_t *dh = json_object_get(params, "default_hostname");
+    if (dh && json_is_string(dh))
+        host = *json_string_value(dh) ? json_string_value(dh) : NULL;
+    else if (dh && json_is_false(dh))
+        host = NULL;
+    else if (dh && !json_is_null(dh)) {
+        cf_error_set(err, "invalid_type", "params.default_hostname",
+                     "\"default_hostname\" must be a host name or false");
+        goto out;
+    } else {
+        host = cf_config_get(ctx->config, "ca", "default_hostname", NULL);
+        host = host && *host ? host : NULL;
+    }
+    if (parent_name) {
+        if (!(parent = cf_ca_load(ctx->pg, parent_name, err))) {
+            snprintf(err->field, sizeof err->field, "params.parent");
+            goto out;
+        }
+        if (cf_ca_check_usable(parent, now, err) != 0) {
+            snprintf(err->field, sizeof err->field, "params.parent");
+            goto out;
+        }
+        int max = cf_ca_max_path_length(ctx->pg, parent, err);
+        if (max == 0) {
+            cf_error_set(err, "path_length_exceeded", "params.parent",
+                         "certificate authority \"%s\" does not allow intermediate CAs (path length 0)",
+                         parent->name);
+            goto out;
+        }
+        if (max > 0 && path_length >= max) {
+            cf_error_set(err, "path_length_exceeded", "params.path_length",
+                         "path length %lld is too long below \"%s\", which allows at most %d",
+                         (long long)path_length, parent->name, max - 1);
+            goto out;
+        }
+        if (!(parent_key = signer_ca_key(ctx, parent, parent_password, err))) {
+            if (strcmp(err->field, "params.password") == 0)
+                snprintf(err->field, sizeof err->field, "params.parent_password");
+            goto out;
+        }
+    }
+    int64_t max_expires = parent ? parent->expires : INT64_MAX / 2;
+    int64_t dflt = now + 86400 * cf_config_get_int(ctx->config, "ca", "default_expires_days", 3650);
+    if (cf_params_int(params, "expires", dflt < max_expires ? dflt : max_expires, now + 1,
+                      INT64_MAX / 2, &expires, err))
+        goto out;
+    if (expires > max_expires) {
+        cf_error_set(err, "invalid_value", "params.expires",
+                     "expires after its parent \"%s\"", parent->name);
+        goto out;
+    }
+    if ((extra = json_object_get(params, "extensions")) != NULL) {
+        if (!(extra = cf_extensions_parse(extra, err))) {
+            cf_error_prefix_field(err, "params.extensions");
+            goto out;
+        }
+        for (const char *const *c = s_computed; *c; c++) {
+            if (cf_extensions_find(extra, *c)) {
+                cf_error_set(err, "extension_not_allowed", "params.extensions",
+                             "\"%s\" of a CA is set by certfleet from its key and path length", *c);
+                goto out;
+            }
+        }
+    }
+    /* The sign_* extensions: given ones win; default_hostname fills the rest. */
+    for (int k = 0; s_sign_keys[k]; k++) {
+        json_t *given = json_object_get(params, s_sign_keys[k]);
+        if (!given || json_is_null(given))
+            continue;
+        json_t *m = cf_extension_parse(given, err);
+        if (!m || strcmp(json_string_value(json_object_get(m, "type")), s_sign_types[k]) != 0) {
+            if (m)
+                cf_error_set(err, "invalid_value", "", "must be a \"%s\" extension", s_sign_types[k]);
+            json_decref(m);
+            char f[96];
+            snprintf(f, sizeof f, "params.%s", s_sign_keys[k]);
+            cf_error_prefix_field(err, f);
+            goto out;
+        }
+        json_array_append_new(sign, m);
+    }
+    if (host) {
+        if (!cf_extensions_find(sign, "authority_information_access")) {
+            json_t *m = s_default_aia(host, name, err);
+            if (!m)
+                goto out;
+            json_array_append_new(sign, m);
+        }
+        if (!cf_extensions_find(sign, "crl_distribution_points")) {
+            char *url = cf_ca_url_crl(host, name, -1);
+            json_t *m = s_crldp(url, err);
+            free(url);
+            if (!m)
+                goto out;
+            json_array_append_new(sign, m);
+        }
+    }
+    if (!(key = cf_key_generate(&kp, err)))
+        goto out;
+    EVP_PKEY *signing_key = parent ? parent_key : key;
+    if (cf_key_check_algorithm(signing_key, algorithm, &md, err) != 0) {
+        cf_error_prefix_field(err, "params");
+        if (!err->field[0] || strcmp(err->field, "params") == 0)
+            snprintf(err->field, sizeof err->field, "params.algorithm");
+        goto out;
+    }
+    /* The CA's own certificate: BasicConstraints, KeyUsage, SKI, AKI, then the job's extras,
+     * and for an intermediate what its parent adds to everything it signs. */
+    exts = json_array();
+    json_t *bc = json_pack("{s:s, s:b, s:{s:b, s:o}}", "type", "basic_constraints", "critical", 1,
+                           "value", "ca", 1, "path_length",
+                           path_length >= 0 ? json_integer(path_length) : json_null());
+    json_array_append_new(exts, s_model(bc, err));
+    if (!cf_extensions_find(extra, "key_usage"))
+        json_array_append_new(exts, s_model(json_pack("{s:s, s:b, s:[s, s]}", "type", "key_usage",
+                                                      "critical", 1, "value", "crl_sign",
+                                                      "key_cert_sign"),
+                                            err));
+    json_array_append_new(exts, cf_issue_ski_model(key, err));
+    if (parent) {
+        json_array_append_new(exts, cf_issue_aki_model(parent->cert, err));
+        json_t *pext = cf_extensions_find(parent->sign_extensions, "authority_information_access");
+        if (pext && !cf_extensions_find(extra, "authority_information_access"))
+            json_array_append(exts, pext);
+        if (parent->default_hostname && !cf_extensions_find(extra, "crl_distribution_points")) {
+            char *url = cf_ca_url_crl_ca(parent->default_hostname, parent->name);
+            json_array_append_new(exts, s_crldp(url, err));
+            free(url);
+        }
+    }
+    size_t i;
+    json_t *e;
+    json_array_foreach(extra, i, e) json_array_append(exts, e);
+    json_array_foreach(exts, i, e) {
+        if (!e) {
+            if (!cf_error_isset(err))
+                cf_error_set(err, "internal", "", "could not build the CA's extensions");
+            goto out;
+        }
+    }
+    cf_issue_t req = {subject, key, exts, now, expires, parent ? parent->cert : NULL,
+                      signing_key, md, NULL};
+    if (!(cert = cf_issue_cert(&req, err)))
+        goto out;
+    /* The key goes to its backend first: inside our transaction for "db"; a file for
+     * "storages" (left behind if the transaction rolls back, never overwritten). */
+    char *serial = cf_serial_hex(X509_get0_serialNumber(cert));
+    snprintf(key_id, sizeof key_id, "ca-%s-%s", name, serial);
+    free(serial);
+    if (cf_keystore_store(signer_keystore(ctx), backend, key_id, key, password, &options, err) != 0) {
+        if (!err->field[0])
+            snprintf(err->field, sizeof err->field, "params.key_backend");
+        goto out;
+    }
+    json_object_set_new(params, "_nb", json_integer(now));
+    json_object_set_new(params, "_na", json_integer(expires));
+    json_t *issuer = parent ? json_object_get(parent->row, "subject") : subject;
+    const char *alg_name = md ? cf_key_default_algorithm(key) : NULL;
+    if (algorithm && md && !parent)
+        alg_name = cf_key_algorithm_name(md);
+    rc = s_insert(ctx, params, name, cert, subject, issuer, parent, backend, options,
+                  cf_key_type_name(key), cf_key_default_algorithm(key) ? alg_name : NULL,
+                  path_length, sign, host, err);
+    if (rc != 0)
+        goto out;
+    char *hex = cf_serial_hex(X509_get0_serialNumber(cert));
+    cf_audit("ca.init", "ca", name, "serial", hex, "parent", parent ? parent->name : "",
+             "key_type", cf_key_type_name(key), "key_backend", backend, NULL);
+    msgpack_pack_map(result, 5);
+    cf_msgpack_pack_cstr(result, "name");
+    cf_msgpack_pack_cstr(result, name);
+    cf_msgpack_pack_cstr(result, "serial");
+    cf_msgpack_pack_cstr(result, hex);
+    cf_msgpack_pack_cstr(result, "der");
+    signer_pack_der(result, cert);
+    cf_msgpack_pack_cstr(result, "expires");
+    msgpack_pack_int64(result, expires);
+    cf_msgpack_pack_cstr(result, "key_backend_options");
+    cf_json_to_msgpack(options, result);
+    free(hex);
+out:
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    EVP_PKEY_free(parent_key);
+    cf_ca_destroy(&parent);
+    json_decref(options);
+    json_decref(exts);
+    json_decref(extra);
+    json_decref(sign);
+    json_decref(subject);
+    json_decref(params);
+    return rc;
+}

@@ -1,0 +1,381 @@
+/* cert.issue: sign a CSR with a CA and a profile (django-ca's CertificateManager.create_cert).
+ * Batched: the runtime hands many jobs to one transaction. Params and result: schemas/jobs.md. */
+#include <openssl/pem.h>
+#include <string.h>
+#include <time.h>
+
+#include "cf_general_name.h"
+#include "cf_issue.h"
+#include "cf_key.h"
+#include "cf_log.h"
+#include "cf_params.h"
+#include "cf_profile.h"
+#include "cf_x509_ext.h"
+#include "cf_x509_name.h"
+#include "signer.h"
+
+static const char *const s_allowed[] = {"ca", "csr", "profile", "subject", "expires", "algorithm",
+                                        "extensions", "password", "add_crl_url", "add_ocsp_url",
+                                        "add_issuer_url", "add_issuer_alternative_name", NULL};
+
+/* A CSR as PEM text, or DER (msgpack bin, which arrives here as base64). */
+static X509_REQ *s_csr(const char *text, cf_error_t *err)
+{
+    X509_REQ *req = NULL;
+    if (strstr(text, "-----BEGIN")) {
+        BIO *bio = BIO_new_mem_buf(text, -1);
+        req = PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL);
+        BIO_free(bio);
+    } else {
+        size_t len;
+        unsigned char *der = cf_base64_decode(text, strlen(text), &len);
+        const unsigned char *p = der;
+        if (der)
+            req = d2i_X509_REQ(NULL, &p, (long)len);
+        if (req && p != der + len) {
+            X509_REQ_free(req);
+            req = NULL;
+        }
+        free(der);
+    }
+    if (!req) {
+        cf_error_set(err, "invalid_csr", "params.csr", "CSR is neither PEM nor DER");
+        return NULL;
+    }
+    EVP_PKEY *pub = X509_REQ_get0_pubkey(req);
+    if (!pub || X509_REQ_verify(req, pub) != 1) {
+        cf_error_set(err, "invalid_csr", "params.csr", "CSR signature does not verify");
+        X509_REQ_free(req);
+        return NULL;
+    }
+    return req;
+}
+
+/* Add MODEL to LIST unless an extension of its type is already there (MODEL is consumed). */
+static void s_add_missing(json_t *list, json_t *model)
+{
+    if (!model)
+        return;
+    if (!cf_extensions_find(list, json_string_value(json_object_get(model, "type"))))
+        json_array_append(list, model);
+    json_decref(model);
+}
+
+/* django-ca puts the common name into the SAN when it is not there yet (cn_in_san). */
+static int s_cn_in_san(json_t *exts, const json_t *subject, cf_error_t *err)
+{
+    const char *cn = NULL;
+    size_t i;
+    json_t *attr;
+    json_array_foreach(subject, i, attr) {
+        if (strcmp(json_string_value(json_object_get(attr, "oid")), "2.5.4.3") == 0)
+            cn = json_string_value(json_object_get(attr, "value"));
+    }
+    if (!cn)
+        return 0;
+    cf_error_t ignore = {0};
+    json_t *gn = cf_general_name_from_string(cn, &ignore);
+    if (!gn)
+        return 0; /* a CN that is no DNS name or address stays out of the SAN */
+    json_t *san = cf_extensions_find(exts, "subject_alternative_name");
+    if (!san) {
+        json_t *raw = json_pack("{s:s, s:[O]}", "type", "subject_alternative_name", "value", gn);
+        json_t *m = cf_extension_parse(raw, err);
+        json_decref(raw);
+        json_decref(gn);
+        if (!m)
+            return -1;
+        json_array_append_new(exts, m);
+        return 0;
+    }
+    json_t *names = json_object_get(san, "value");
+    json_t *n;
+    json_array_foreach(names, i, n) {
+        if (json_equal(n, gn)) {
+            json_decref(gn);
+            return 0;
+        }
+    }
+    json_array_insert_new(names, 0, gn);
+    return 0;
+}
+
+/* The CA's sign_* extensions as the add_* flags allow (job flag, else the profile's). */
+static int s_ca_extensions(json_t *exts, const cf_ca_t *ca, const json_t *params,
+                           const json_t *profile, cf_error_t *err)
+{
+    static const struct {
+        const char *flag;
+        const char *type;
+    } map[] = {{"add_crl_url", "crl_distribution_points"},
+               {"add_issuer_alternative_name", "issuer_alternative_name"},
+               {"add_ocsp_url", "authority_information_access"},
+               {NULL, "certificate_policies"}};
+    for (size_t k = 0; k < sizeof map / sizeof map[0]; k++) {
+        json_t *ext = cf_extensions_find(ca->sign_extensions, map[k].type);
+        if (!ext || cf_extensions_find(exts, map[k].type))
+            continue;
+        bool add = true;
+        if (map[k].flag &&
+            cf_params_bool(params, map[k].flag,
+                           json_is_true(json_object_get(profile, map[k].flag)), &add, err) != 0)
+            return -1;
+        /* The AIA carries both the OCSP URL and the issuer URL: add_issuer_url decides the latter. */
+        bool add_issuer = true;
+        if (strcmp(map[k].type, "authority_information_access") == 0 &&
+            cf_params_bool(params, "add_issuer_url",
+                           json_is_true(json_object_get(profile, "add_issuer_url")), &add_issuer,
+                           err) != 0)
+            return -1;
+        if (strcmp(map[k].type, "authority_information_access") == 0 && (!add || !add_issuer)) {
+            json_t *copy = json_deep_copy(ext), *list = json_object_get(copy, "value");
+            for (size_t i = json_array_size(list); i-- > 0;) {
+                const char *m = json_string_value(json_object_get(json_array_get(list, i), "access_method"));
+                bool is_ocsp = m && strcmp(m, "1.3.6.1.5.5.7.48.1") == 0;
+                if ((is_ocsp && !add) || (!is_ocsp && !add_issuer))
+                    json_array_remove(list, i);
+            }
+            if (json_array_size(list))
+                json_array_append(exts, copy);
+            json_decref(copy);
+            continue;
+        }
+        if (!add)
+            continue;
+        if (strcmp(map[k].type, "crl_distribution_points") == 0 && ca->crl_shards > 1 &&
+            ca->default_hostname) {
+            continue; /* sharded CAs get the shard's URL, added by the caller */
+        }
+        json_array_append(exts, ext);
+    }
+    return 0;
+}
+
+/* The CRL shard of a certificate: derived from its serial, so it never changes. */
+static int s_shard(const ASN1_INTEGER *serial, int shards)
+{
+    if (shards <= 1)
+        return 0;
+    const unsigned char *b = ASN1_STRING_get0_data(serial);
+    int len = ASN1_STRING_length(serial);
+    uint32_t v = 0;
+    for (int i = len > 4 ? len - 4 : 0; i < len; i++)
+        v = (v << 8) | b[i];
+    return (int)(v % (uint32_t)shards);
+}
+
+static char *s_hex_bytea(const unsigned char *der, int len)
+{
+    char *hex = malloc(2 * (size_t)len + 3);
+    if (!hex)
+        return NULL;
+    hex[0] = '\\';
+    hex[1] = 'x';
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 0; i < len; i++) {
+        hex[2 + 2 * i] = digits[der[i] >> 4];
+        hex[3 + 2 * i] = digits[der[i] & 15];
+    }
+    hex[2 + 2 * len] = '\0';
+    return hex;
+}
+
+int signer_cert_issue(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer *result,
+                      cf_error_t *err)
+{
+    int rc = -1;
+    json_t *params = signer_params(job, err), *profile = NULL, *subject = NULL, *exts = NULL;
+    json_t *given = NULL;
+    cf_ca_t *ca = NULL;
+    X509_REQ *csr = NULL;
+    EVP_PKEY *ca_key = NULL;
+    X509 *cert = NULL;
+    STACK_OF(X509) *bundle = NULL;
+    char *serial = NULL, *der_hex = NULL, *subject_text = NULL;
+    unsigned char *der = NULL;
+    const char *ca_name, *csr_text, *profile_name, *algorithm, *password;
+    const EVP_MD *md = NULL;
+    int64_t now = (int64_t)time(NULL), expires;
+    if (!params || cf_params_check_keys(params, s_allowed, err) ||
+        cf_params_str(params, "ca", true, NULL, &ca_name, err) ||
+        cf_params_str(params, "csr", true, NULL, &csr_text, err) ||
+        cf_params_str(params, "profile", false, NULL, &profile_name, err) ||
+        cf_params_str(params, "algorithm", false, NULL, &algorithm, err) ||
+        cf_params_str(params, "password", false, NULL, &password, err))
+        goto out;
+    if (!(ca = cf_ca_load(ctx->pg, ca_name, err))) {
+        if (strcmp(err->code, "unknown_ca") == 0)
+            snprintf(err->field, sizeof err->field, "params.ca");
+        else
+            rc = CF_HANDLER_ABORT;
+        goto out;
+    }
+    if (cf_ca_check_usable(ca, now, err) != 0) {
+        snprintf(err->field, sizeof err->field, "params.ca");
+        goto out;
+    }
+    if (!(profile = cf_profile_load(ctx->config, profile_name, err)) || !(csr = s_csr(csr_text, err)))
+        goto out;
+    json_t *subj = json_object_get(params, "subject");
+    if (subj && !json_is_null(subj))
+        subject = signer_subject(subj, "params.subject", err);
+    else if (!(subject = cf_name_from_openssl(X509_REQ_get_subject_name(csr), err)))
+        snprintf(err->field, sizeof err->field, "params.csr");
+    if (!subject)
+        goto out;
+    int64_t dflt = now + 86400 * json_integer_value(json_object_get(profile, "expires"));
+    if (dflt > ca->expires)
+        dflt = ca->expires;
+    if (cf_params_int(params, "expires", dflt, now + 1, INT64_MAX / 2, &expires, err))
+        goto out;
+    if (expires > ca->expires) {
+        cf_error_set(err, "invalid_value", "params.expires",
+                     "certificate would expire after its certificate authority \"%s\"", ca->name);
+        goto out;
+    }
+    if (!(ca_key = signer_ca_key(ctx, ca, password, err)))
+        goto out;
+    if (cf_key_check_algorithm(ca_key, algorithm ? algorithm : (*ca->algorithm ? ca->algorithm : NULL),
+                               &md, err) != 0) {
+        snprintf(err->field, sizeof err->field, "params.algorithm");
+        goto out;
+    }
+    /* Extensions: the job's (only those a signing request may carry) win over the profile's;
+     * then the CA's sign_* ones, the CN in the SAN, and what every certificate needs. */
+    json_t *requested = json_object_get(params, "extensions");
+    if (requested && !(given = cf_extensions_parse_for_sign(requested, err))) {
+        cf_error_prefix_field(err, "params.extensions");
+        goto out;
+    }
+    exts = given ? json_deep_copy(given) : json_array();
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(profile, "extensions"), i, e) {
+        if (!cf_extensions_find(exts, json_string_value(json_object_get(e, "type"))))
+            json_array_append(exts, e);
+    }
+    if (s_ca_extensions(exts, ca, params, profile, err) != 0)
+        goto out;
+    if (json_is_true(json_object_get(profile, "cn_in_san")) && s_cn_in_san(exts, subject, err) != 0) {
+        cf_error_prefix_field(err, "params.subject");
+        goto out;
+    }
+    json_t *bc = json_pack("{s:s, s:b, s:{s:b, s:n}}", "type", "basic_constraints", "critical", 1,
+                           "value", "ca", 0, "path_length");
+    json_t *bcm = cf_extension_parse(bc, err);
+    json_decref(bc);
+    s_add_missing(exts, bcm);
+    s_add_missing(exts, cf_issue_aki_model(ca->cert, err));
+    s_add_missing(exts, cf_issue_ski_model(X509_REQ_get0_pubkey(csr), err));
+    if (cf_error_isset(err))
+        goto out;
+    /* The serial first: a sharded CA's certificates carry their shard's CRL URL, and the shard
+     * comes from the serial. */
+    ASN1_INTEGER *sn = cf_serial_random();
+    int shard = sn ? s_shard(sn, ca->crl_shards) : 0;
+    if (sn && ca->crl_shards > 1 && ca->default_hostname &&
+        !cf_extensions_find(exts, "crl_distribution_points")) {
+        bool add_crl = true;
+        if (cf_params_bool(params, "add_crl_url",
+                           json_is_true(json_object_get(profile, "add_crl_url")), &add_crl, err)) {
+            ASN1_INTEGER_free(sn);
+            goto out;
+        }
+        char *url = add_crl ? cf_ca_url_crl(ca->default_hostname, ca->name, shard) : NULL;
+        json_t *raw = url ? json_pack("{s:s, s:[{s:[{s:s, s:s}]}]}", "type", "crl_distribution_points",
+                                      "value", "full_name", "type", "URI", "value", url)
+                          : NULL;
+        free(url);
+        if (raw) {
+            json_t *m = cf_extension_parse(raw, err);
+            json_decref(raw);
+            if (m)
+                json_array_append_new(exts, m);
+        }
+    }
+    cf_issue_t req = {subject, X509_REQ_get0_pubkey(csr), exts, now, expires, ca->cert, ca_key, md, sn};
+    cert = sn ? cf_issue_cert(&req, err) : NULL;
+    ASN1_INTEGER_free(sn);
+    if (!cert) {
+        if (!cf_error_isset(err))
+            cf_error_set(err, "internal", "", "could not make a serial number");
+        cf_error_prefix_field(err, "params");
+        goto out;
+    }
+    serial = cf_serial_hex(X509_get0_serialNumber(cert));
+    int der_len = i2d_X509(cert, &der);
+    der_hex = s_hex_bytea(der, der_len);
+    subject_text = json_dumps(subject, JSON_COMPACT);
+    const char *cn = "";
+    json_array_foreach(subject, i, e) {
+        if (strcmp(json_string_value(json_object_get(e, "oid")), "2.5.4.3") == 0)
+            cn = json_string_value(json_object_get(e, "value"));
+    }
+    char ca_id[32], nb[32], na[32], shard_text[16], job_hex[2 * CF_JOB_ID_SIZE + 3] = "\\x";
+    snprintf(ca_id, sizeof ca_id, "%lld", (long long)ca->id);
+    snprintf(nb, sizeof nb, "%lld", (long long)now);
+    snprintf(na, sizeof na, "%lld", (long long)expires);
+    snprintf(shard_text, sizeof shard_text, "%d", shard);
+    cf_job_id_hex(cf_job_id(job), job_hex + 2);
+    unsigned char *csr_der = NULL;
+    int csr_len = i2d_X509_REQ(csr, &csr_der);
+    char *csr_hex = s_hex_bytea(csr_der, csr_len);
+    OPENSSL_free(csr_der);
+    const char *values[11] = {ca_id,      serial,  cn,       subject_text, nb,     na,
+                              der_hex,    json_string_value(json_object_get(profile, "name")),
+                              csr_hex,    shard_text, job_hex};
+    cf_pg_prepare(ctx->pg, "signer_cert_insert",
+                  "INSERT INTO certificates (ca_id, serial, cn, subject, valid_from, expires, der, "
+                  "profile, csr, crl_shard, job_id) VALUES ($1::bigint, $2, $3, $4::jsonb, "
+                  "to_timestamp($5::bigint), to_timestamp($6::bigint), $7::bytea, $8, $9::bytea, "
+                  "$10::int, $11::bytea)");
+    PGresult *res = cf_pg_exec_prepared(ctx->pg, "signer_cert_insert", 11, values, NULL, NULL, 0);
+    free(csr_hex);
+    if (!res) {
+        cf_error_set(err, "unavailable", "", "could not store the certificate: %s", cf_pg_errstr(ctx->pg));
+        rc = CF_HANDLER_ABORT;
+        goto out;
+    }
+    PQclear(res);
+    if (!(bundle = cf_ca_bundle(ctx->pg, ca, err))) {
+        rc = CF_HANDLER_ABORT;
+        goto out;
+    }
+    cf_audit("cert.issue", "ca", ca->name, "serial", serial, "cn", cn, "profile",
+             json_string_value(json_object_get(profile, "name")), NULL);
+    msgpack_pack_map(result, 6);
+    cf_msgpack_pack_cstr(result, "serial");
+    cf_msgpack_pack_cstr(result, serial);
+    cf_msgpack_pack_cstr(result, "ca");
+    cf_msgpack_pack_cstr(result, ca->name);
+    cf_msgpack_pack_cstr(result, "der");
+    msgpack_pack_bin(result, (size_t)der_len);
+    msgpack_pack_bin_body(result, der, (size_t)der_len);
+    /* The chain a server sends after its certificate: the issuing CA first, up to the root. */
+    cf_msgpack_pack_cstr(result, "chain");
+    int n = sk_X509_num(bundle);
+    msgpack_pack_array(result, (size_t)n);
+    for (int k = n - 1; k >= 0; k--)
+        signer_pack_der(result, sk_X509_value(bundle, k));
+    cf_msgpack_pack_cstr(result, "expires");
+    msgpack_pack_int64(result, expires);
+    cf_msgpack_pack_cstr(result, "crl_shard");
+    msgpack_pack_int(result, shard);
+    rc = 0;
+out:
+    sk_X509_pop_free(bundle, X509_free);
+    free(serial);
+    free(der_hex);
+    free(subject_text);
+    OPENSSL_free(der);
+    X509_free(cert);
+    EVP_PKEY_free(ca_key);
+    X509_REQ_free(csr);
+    cf_ca_destroy(&ca);
+    json_decref(exts);
+    json_decref(given);
+    json_decref(subject);
+    json_decref(profile);
+    json_decref(params);
+    return rc;
+}
