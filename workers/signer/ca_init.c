@@ -12,24 +12,40 @@
 #include "cf_x509_name.h"
 #include "signer.h"
 
-static const char *const s_allowed[] = {
-    "name", "subject", "key_backend", "password", "key_type", "key_size", "elliptic_curve",
-    "algorithm", "expires", "parent", "parent_password", "default_hostname", "path_length",
-    "extensions", "caa", "website", "terms_of_service", "acme_enabled", "acme_registration",
-    "acme_requires_contact", "acme_profile", "api_enabled", "sign_authority_information_access",
-    "sign_certificate_policies", "sign_crl_distribution_points", "sign_issuer_alternative_name",
-    "ocsp_responder_key_validity", "ocsp_response_validity", "crl_shards", NULL};
+static const char *const s_allowed[] = {"name",
+                                        "subject",
+                                        "key_backend",
+                                        "password",
+                                        "key_type",
+                                        "key_size",
+                                        "elliptic_curve",
+                                        "algorithm",
+                                        "expires",
+                                        "parent",
+                                        "parent_password",
+                                        "default_hostname",
+                                        "path_length",
+                                        "extensions",
+                                        "caa",
+                                        "website",
+                                        "terms_of_service",
+                                        "acme_enabled",
+                                        "acme_registration",
+                                        "acme_requires_contact",
+                                        "acme_profile",
+                                        "api_enabled",
+                                        "sign_authority_information_access",
+                                        "sign_certificate_policies",
+                                        "sign_crl_distribution_points",
+                                        "sign_issuer_alternative_name",
+                                        "ocsp_responder_key_validity",
+                                        "ocsp_response_validity",
+                                        "crl_shards",
+                                        NULL};
 
 /* Extensions the CA's own certificate gets from us; a job may not set them. */
 static const char *const s_computed[] = {"basic_constraints", "subject_key_identifier",
                                          "authority_key_identifier", NULL};
-
-static const char *const s_sign_keys[] = {
-    "sign_authority_information_access", "sign_certificate_policies",
-    "sign_crl_distribution_points", "sign_issuer_alternative_name", NULL};
-static const char *const s_sign_types[] = {"authority_information_access", "certificate_policies",
-                                           "crl_distribution_points", "issuer_alternative_name",
-                                           NULL};
 
 static bool s_valid_name(const char *name)
 {
@@ -73,112 +89,6 @@ static json_t *s_crldp(const char *url, cf_error_t *err)
     return s_model(raw, err);
 }
 
-/* Write the CA row. 0, -1 (bad input) or CF_HANDLER_ABORT. */
-static int s_insert(cf_handler_ctx_t *ctx, const json_t *params, const char *name, X509 *cert,
-                    const json_t *subject, const json_t *issuer, const cf_ca_t *parent,
-                    const char *backend, const json_t *options, const char *key_type,
-                    const char *algorithm, int64_t path_length, const json_t *sign,
-                    const char *host, cf_error_t *err)
-{
-    unsigned char *der = NULL;
-    int der_len = i2d_X509(cert, &der);
-    char *serial = cf_serial_hex(X509_get0_serialNumber(cert));
-    json_t *row = json_object();
-    json_object_set_new(row, "name", json_string(name));
-    json_object_set_new(row, "serial", json_string(serial));
-    json_t *cn = NULL;
-    size_t i;
-    json_t *attr;
-    json_array_foreach(subject, i, attr) {
-        if (strcmp(json_string_value(json_object_get(attr, "oid")), "2.5.4.3") == 0)
-            cn = json_object_get(attr, "value");
-    }
-    json_object_set_new(row, "cn", cn ? json_incref(cn) : json_string(""));
-    json_object_set(row, "subject", (json_t *)subject);
-    json_object_set(row, "issuer", (json_t *)issuer);
-    json_object_set_new(row, "valid_from",
-                        json_integer((json_int_t)json_integer_value(json_object_get(params, "_nb"))));
-    json_object_set_new(row, "parent_id", parent ? json_integer(parent->id) : json_null());
-    json_object_set_new(row, "key_backend", json_string(backend));
-    json_object_set(row, "key_backend_options", (json_t *)options);
-    json_object_set_new(row, "key_type", json_string(key_type));
-    json_object_set_new(row, "algorithm", algorithm ? json_string(algorithm) : json_null());
-    json_object_set_new(row, "path_length", path_length >= 0 ? json_integer(path_length) : json_null());
-    for (int k = 0; s_sign_types[k]; k++) {
-        json_t *ext = cf_extensions_find(sign, s_sign_types[k]);
-        json_object_set(row, s_sign_keys[k], ext ? ext : json_null());
-    }
-    json_object_set_new(row, "default_hostname", host ? json_string(host) : json_null());
-    static const char *const copy[] = {"caa", "website", "terms_of_service", "acme_enabled",
-                                       "acme_registration", "acme_requires_contact",
-                                       "acme_profile", "api_enabled",
-                                       "ocsp_responder_key_validity", "ocsp_response_validity",
-                                       "crl_shards", NULL};
-    for (const char *const *c = copy; *c; c++) {
-        json_t *v = json_object_get(params, *c);
-        if (v && !json_is_null(v))
-            json_object_set(row, *c, v);
-    }
-    char *row_text = json_dumps(row, JSON_COMPACT);
-    size_t hexlen = 2 * (size_t)der_len + 3;
-    char *hex = malloc(hexlen);
-    int rc = CF_HANDLER_ABORT;
-    if (row_text && hex && der_len > 0) {
-        hex[0] = '\\';
-        hex[1] = 'x';
-        for (int b = 0; b < der_len; b++)
-            snprintf(hex + 2 + 2 * b, 3, "%02x", der[b]);
-        char nb[32], na[32];
-        snprintf(nb, sizeof nb, "%lld", (long long)json_integer_value(json_object_get(params, "_nb")));
-        snprintf(na, sizeof na, "%lld", (long long)json_integer_value(json_object_get(params, "_na")));
-        const char *values[4] = {row_text, hex, nb, na};
-        /* jsonb_populate_record maps the model's fields onto the columns; defaults stay for
-         * the fields the job did not give. */
-        PGresult *res = cf_pg_exec_params(
-            ctx->pg,
-            "INSERT INTO certificate_authorities (name, serial, cn, subject, issuer, valid_from, "
-            "expires, der, parent_id, key_backend, key_backend_options, key_type, algorithm, "
-            "path_length, sign_authority_information_access, sign_certificate_policies, "
-            "sign_crl_distribution_points, sign_issuer_alternative_name, default_hostname, caa, "
-            "website, terms_of_service, acme_enabled, acme_registration, acme_requires_contact, "
-            "acme_profile, api_enabled, ocsp_responder_key_validity, ocsp_response_validity, "
-            "crl_shards) "
-            "SELECT r->>'name', r->>'serial', r->>'cn', r->'subject', r->'issuer', "
-            "to_timestamp($3::bigint), to_timestamp($4::bigint), $2::bytea, "
-            "(r->>'parent_id')::bigint, r->>'key_backend', r->'key_backend_options', "
-            "r->>'key_type', r->>'algorithm', (r->>'path_length')::int, "
-            "NULLIF(r->'sign_authority_information_access', 'null'), "
-            "NULLIF(r->'sign_certificate_policies', 'null'), "
-            "NULLIF(r->'sign_crl_distribution_points', 'null'), "
-            "NULLIF(r->'sign_issuer_alternative_name', 'null'), r->>'default_hostname', "
-            "COALESCE(r->>'caa', ''), COALESCE(r->>'website', ''), "
-            "COALESCE(r->>'terms_of_service', ''), COALESCE((r->>'acme_enabled')::boolean, false), "
-            "COALESCE((r->>'acme_registration')::boolean, true), "
-            "COALESCE((r->>'acme_requires_contact')::boolean, true), r->>'acme_profile', "
-            "COALESCE((r->>'api_enabled')::boolean, false), "
-            "COALESCE((r->>'ocsp_responder_key_validity')::int, 3), "
-            "COALESCE((r->>'ocsp_response_validity')::int, 86400), "
-            "COALESCE((r->>'crl_shards')::int, 1) FROM (SELECT $1::jsonb AS r) AS x",
-            4, values, NULL, NULL, 0);
-        if (res) {
-            PQclear(res);
-            rc = 0;
-        } else if (strcmp(cf_pg_sqlstate(ctx->pg), "23505") == 0) {
-            cf_error_set(err, "ca_exists", "params.name", "certificate authority \"%s\" already exists",
-                         name);
-        } else {
-            cf_error_set(err, "unavailable", "", "could not store certificate authority \"%s\": %s",
-                         name, cf_pg_errstr(ctx->pg));
-        }
-    }
-    free(hex);
-    free(row_text);
-    free(serial);
-    json_decref(row);
-    OPENSSL_free(der);
-    return rc;
-}
-
 int signer_ca_init(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer *result,
                    cf_error_t *err)
 {
@@ -207,9 +117,13 @@ int signer_ca_init(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer *r
         goto out;
     if (!s_valid_name(name)) {
         cf_error_set(err, "invalid_value", "params.name",
-                     "a CA name has 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit");
+                     "a CA name has 1 to 64 letters, digits, '.', '_' or '-', starting with a "
+                     "letter or digit");
         goto out;
     }
+    if ((rc = signer_ca_name_free(ctx, name, err)) != 0)
+        goto out;
+    rc = -1;
     if (!json_object_get(params, "subject")) {
         cf_error_set(err, "missing_field", "params.subject", "parameter \"subject\" is required");
         goto out;
@@ -241,9 +155,10 @@ int signer_ca_init(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer *r
         }
         int max = cf_ca_max_path_length(ctx->pg, parent, err);
         if (max == 0) {
-            cf_error_set(err, "path_length_exceeded", "params.parent",
-                         "certificate authority \"%s\" does not allow intermediate CAs (path length 0)",
-                         parent->name);
+            cf_error_set(
+                err, "path_length_exceeded", "params.parent",
+                "certificate authority \"%s\" does not allow intermediate CAs (path length 0)",
+                parent->name);
             goto out;
         }
         if (max > 0 && path_length >= max) {
@@ -264,8 +179,8 @@ int signer_ca_init(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer *r
                       INT64_MAX / 2, &expires, err))
         goto out;
     if (expires > max_expires) {
-        cf_error_set(err, "invalid_value", "params.expires",
-                     "expires after its parent \"%s\"", parent->name);
+        cf_error_set(err, "invalid_value", "params.expires", "expires after its parent \"%s\"",
+                     parent->name);
         goto out;
     }
     if ((extra = json_object_get(params, "extensions")) != NULL) {
@@ -282,17 +197,19 @@ int signer_ca_init(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer *r
         }
     }
     /* The sign_* extensions: given ones win; default_hostname fills the rest. */
-    for (int k = 0; s_sign_keys[k]; k++) {
-        json_t *given = json_object_get(params, s_sign_keys[k]);
+    for (int k = 0; signer_sign_keys[k]; k++) {
+        json_t *given = json_object_get(params, signer_sign_keys[k]);
         if (!given || json_is_null(given))
             continue;
         json_t *m = cf_extension_parse(given, err);
-        if (!m || strcmp(json_string_value(json_object_get(m, "type")), s_sign_types[k]) != 0) {
+        if (!m ||
+            strcmp(json_string_value(json_object_get(m, "type")), signer_sign_types[k]) != 0) {
             if (m)
-                cf_error_set(err, "invalid_value", "", "must be a \"%s\" extension", s_sign_types[k]);
+                cf_error_set(err, "invalid_value", "", "must be a \"%s\" extension",
+                             signer_sign_types[k]);
             json_decref(m);
             char f[96];
-            snprintf(f, sizeof f, "params.%s", s_sign_keys[k]);
+            snprintf(f, sizeof f, "params.%s", signer_sign_keys[k]);
             cf_error_prefix_field(err, f);
             goto out;
         }
@@ -331,10 +248,10 @@ int signer_ca_init(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer *r
                            path_length >= 0 ? json_integer(path_length) : json_null());
     json_array_append_new(exts, s_model(bc, err));
     if (!cf_extensions_find(extra, "key_usage"))
-        json_array_append_new(exts, s_model(json_pack("{s:s, s:b, s:[s, s]}", "type", "key_usage",
-                                                      "critical", 1, "value", "crl_sign",
-                                                      "key_cert_sign"),
-                                            err));
+        json_array_append_new(
+            exts, s_model(json_pack("{s:s, s:b, s:[s, s]}", "type", "key_usage", "critical", 1,
+                                    "value", "crl_sign", "key_cert_sign"),
+                          err));
     json_array_append_new(exts, cf_issue_ski_model(key, err));
     if (parent) {
         json_array_append_new(exts, cf_issue_aki_model(parent->cert, err));
@@ -350,15 +267,16 @@ int signer_ca_init(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer *r
     size_t i;
     json_t *e;
     json_array_foreach(extra, i, e) json_array_append(exts, e);
-    json_array_foreach(exts, i, e) {
+    json_array_foreach(exts, i, e)
+    {
         if (!e) {
             if (!cf_error_isset(err))
                 cf_error_set(err, "internal", "", "could not build the CA's extensions");
             goto out;
         }
     }
-    cf_issue_t req = {subject, key, exts, now, expires, parent ? parent->cert : NULL,
-                      signing_key, md, NULL};
+    cf_issue_t req = {subject,     key, exts, now, expires, parent ? parent->cert : NULL,
+                      signing_key, md,  NULL};
     if (!(cert = cf_issue_cert(&req, err)))
         goto out;
     /* The key goes to its backend first: inside our transaction for "db"; a file for
@@ -366,7 +284,8 @@ int signer_ca_init(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer *r
     char *serial = cf_serial_hex(X509_get0_serialNumber(cert));
     snprintf(key_id, sizeof key_id, "ca-%s-%s", name, serial);
     free(serial);
-    if (cf_keystore_store(signer_keystore(ctx), backend, key_id, key, password, &options, err) != 0) {
+    if (cf_keystore_store(signer_keystore(ctx), backend, key_id, key, password, &options, err) !=
+        0) {
         if (!err->field[0])
             snprintf(err->field, sizeof err->field, "params.key_backend");
         goto out;
@@ -377,14 +296,14 @@ int signer_ca_init(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer *r
     const char *alg_name = md ? cf_key_default_algorithm(key) : NULL;
     if (algorithm && md && !parent)
         alg_name = cf_key_algorithm_name(md);
-    rc = s_insert(ctx, params, name, cert, subject, issuer, parent, backend, options,
-                  cf_key_type_name(key), cf_key_default_algorithm(key) ? alg_name : NULL,
-                  path_length, sign, host, err);
+    rc = signer_ca_insert(ctx, params, name, cert, subject, issuer, parent, backend, options,
+                          cf_key_type_name(key), cf_key_default_algorithm(key) ? alg_name : NULL,
+                          path_length, sign, host, err);
     if (rc != 0)
         goto out;
     char *hex = cf_serial_hex(X509_get0_serialNumber(cert));
-    cf_audit("ca.init", "ca", name, "serial", hex, "parent", parent ? parent->name : "",
-             "key_type", cf_key_type_name(key), "key_backend", backend, NULL);
+    cf_audit("ca.init", "ca", name, "serial", hex, "parent", parent ? parent->name : "", "key_type",
+             cf_key_type_name(key), "key_backend", backend, NULL);
     msgpack_pack_map(result, 5);
     cf_msgpack_pack_cstr(result, "name");
     cf_msgpack_pack_cstr(result, name);

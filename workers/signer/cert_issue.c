@@ -14,9 +14,11 @@
 #include "cf_x509_name.h"
 #include "signer.h"
 
-static const char *const s_allowed[] = {"ca", "csr", "profile", "subject", "expires", "algorithm",
-                                        "extensions", "password", "add_crl_url", "add_ocsp_url",
-                                        "add_issuer_url", "add_issuer_alternative_name", NULL};
+static const char *const s_allowed[] = {
+    "ca",          "csr",          "profile",        "subject",
+    "expires",     "algorithm",    "extensions",     "password",
+    "add_crl_url", "add_ocsp_url", "add_issuer_url", "add_issuer_alternative_name",
+    NULL};
 
 /* A CSR as PEM text, or DER (msgpack bin, which arrives here as base64). */
 static X509_REQ *s_csr(const char *text, cf_error_t *err)
@@ -67,7 +69,8 @@ static int s_cn_in_san(json_t *exts, const json_t *subject, cf_error_t *err)
     const char *cn = NULL;
     size_t i;
     json_t *attr;
-    json_array_foreach(subject, i, attr) {
+    json_array_foreach(subject, i, attr)
+    {
         if (strcmp(json_string_value(json_object_get(attr, "oid")), "2.5.4.3") == 0)
             cn = json_string_value(json_object_get(attr, "value"));
     }
@@ -90,7 +93,8 @@ static int s_cn_in_san(json_t *exts, const json_t *subject, cf_error_t *err)
     }
     json_t *names = json_object_get(san, "value");
     json_t *n;
-    json_array_foreach(names, i, n) {
+    json_array_foreach(names, i, n)
+    {
         if (json_equal(n, gn)) {
             json_decref(gn);
             return 0;
@@ -117,10 +121,11 @@ static int s_ca_extensions(json_t *exts, const cf_ca_t *ca, const json_t *params
             continue;
         bool add = true;
         if (map[k].flag &&
-            cf_params_bool(params, map[k].flag,
-                           json_is_true(json_object_get(profile, map[k].flag)), &add, err) != 0)
+            cf_params_bool(params, map[k].flag, json_is_true(json_object_get(profile, map[k].flag)),
+                           &add, err) != 0)
             return -1;
-        /* The AIA carries both the OCSP URL and the issuer URL: add_issuer_url decides the latter. */
+        /* The AIA carries both the OCSP URL and the issuer URL: add_issuer_url decides the latter.
+         */
         bool add_issuer = true;
         if (strcmp(map[k].type, "authority_information_access") == 0 &&
             cf_params_bool(params, "add_issuer_url",
@@ -130,7 +135,8 @@ static int s_ca_extensions(json_t *exts, const cf_ca_t *ca, const json_t *params
         if (strcmp(map[k].type, "authority_information_access") == 0 && (!add || !add_issuer)) {
             json_t *copy = json_deep_copy(ext), *list = json_object_get(copy, "value");
             for (size_t i = json_array_size(list); i-- > 0;) {
-                const char *m = json_string_value(json_object_get(json_array_get(list, i), "access_method"));
+                const char *m =
+                    json_string_value(json_object_get(json_array_get(list, i), "access_method"));
                 bool is_ocsp = m && strcmp(m, "1.3.6.1.5.5.7.48.1") == 0;
                 if ((is_ocsp && !add) || (!is_ocsp && !add_issuer))
                     json_array_remove(list, i);
@@ -214,7 +220,8 @@ int signer_cert_issue(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer
         snprintf(err->field, sizeof err->field, "params.ca");
         goto out;
     }
-    if (!(profile = cf_profile_load(ctx->config, profile_name, err)) || !(csr = s_csr(csr_text, err)))
+    if (!(profile = cf_profile_load(ctx->config, profile_name, err)) ||
+        !(csr = s_csr(csr_text, err)))
         goto out;
     json_t *subj = json_object_get(params, "subject");
     if (subj && !json_is_null(subj))
@@ -235,8 +242,9 @@ int signer_cert_issue(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer
     }
     if (!(ca_key = signer_ca_key(ctx, ca, password, err)))
         goto out;
-    if (cf_key_check_algorithm(ca_key, algorithm ? algorithm : (*ca->algorithm ? ca->algorithm : NULL),
-                               &md, err) != 0) {
+    if (cf_key_check_algorithm(ca_key,
+                               algorithm ? algorithm : (*ca->algorithm ? ca->algorithm : NULL), &md,
+                               err) != 0) {
         snprintf(err->field, sizeof err->field, "params.algorithm");
         goto out;
     }
@@ -250,13 +258,15 @@ int signer_cert_issue(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer
     exts = given ? json_deep_copy(given) : json_array();
     size_t i;
     json_t *e;
-    json_array_foreach(json_object_get(profile, "extensions"), i, e) {
+    json_array_foreach(json_object_get(profile, "extensions"), i, e)
+    {
         if (!cf_extensions_find(exts, json_string_value(json_object_get(e, "type"))))
             json_array_append(exts, e);
     }
     if (s_ca_extensions(exts, ca, params, profile, err) != 0)
         goto out;
-    if (json_is_true(json_object_get(profile, "cn_in_san")) && s_cn_in_san(exts, subject, err) != 0) {
+    if (json_is_true(json_object_get(profile, "cn_in_san")) &&
+        s_cn_in_san(exts, subject, err) != 0) {
         cf_error_prefix_field(err, "params.subject");
         goto out;
     }
@@ -282,9 +292,10 @@ int signer_cert_issue(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer
             goto out;
         }
         char *url = add_crl ? cf_ca_url_crl(ca->default_hostname, ca->name, shard) : NULL;
-        json_t *raw = url ? json_pack("{s:s, s:[{s:[{s:s, s:s}]}]}", "type", "crl_distribution_points",
-                                      "value", "full_name", "type", "URI", "value", url)
-                          : NULL;
+        json_t *raw =
+            url ? json_pack("{s:s, s:[{s:[{s:s, s:s}]}]}", "type", "crl_distribution_points",
+                            "value", "full_name", "type", "URI", "value", url)
+                : NULL;
         free(url);
         if (raw) {
             json_t *m = cf_extension_parse(raw, err);
@@ -293,7 +304,8 @@ int signer_cert_issue(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer
                 json_array_append_new(exts, m);
         }
     }
-    cf_issue_t req = {subject, X509_REQ_get0_pubkey(csr), exts, now, expires, ca->cert, ca_key, md, sn};
+    cf_issue_t req = {subject, X509_REQ_get0_pubkey(csr), exts, now, expires, ca->cert, ca_key, md,
+                      sn};
     cert = sn ? cf_issue_cert(&req, err) : NULL;
     ASN1_INTEGER_free(sn);
     if (!cert) {
@@ -307,7 +319,8 @@ int signer_cert_issue(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer
     der_hex = s_hex_bytea(der, der_len);
     subject_text = json_dumps(subject, JSON_COMPACT);
     const char *cn = "";
-    json_array_foreach(subject, i, e) {
+    json_array_foreach(subject, i, e)
+    {
         if (strcmp(json_string_value(json_object_get(e, "oid")), "2.5.4.3") == 0)
             cn = json_string_value(json_object_get(e, "value"));
     }
@@ -321,9 +334,10 @@ int signer_cert_issue(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer
     int csr_len = i2d_X509_REQ(csr, &csr_der);
     char *csr_hex = s_hex_bytea(csr_der, csr_len);
     OPENSSL_free(csr_der);
-    const char *values[11] = {ca_id,      serial,  cn,       subject_text, nb,     na,
-                              der_hex,    json_string_value(json_object_get(profile, "name")),
-                              csr_hex,    shard_text, job_hex};
+    const char *values[11] = {
+        ca_id,   serial,     cn,      subject_text,
+        nb,      na,         der_hex, json_string_value(json_object_get(profile, "name")),
+        csr_hex, shard_text, job_hex};
     cf_pg_prepare(ctx->pg, "signer_cert_insert",
                   "INSERT INTO certificates (ca_id, serial, cn, subject, valid_from, expires, der, "
                   "profile, csr, crl_shard, job_id) VALUES ($1::bigint, $2, $3, $4::jsonb, "
@@ -332,7 +346,8 @@ int signer_cert_issue(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer
     PGresult *res = cf_pg_exec_prepared(ctx->pg, "signer_cert_insert", 11, values, NULL, NULL, 0);
     free(csr_hex);
     if (!res) {
-        cf_error_set(err, "unavailable", "", "could not store the certificate: %s", cf_pg_errstr(ctx->pg));
+        cf_error_set(err, "unavailable", "", "could not store the certificate: %s",
+                     cf_pg_errstr(ctx->pg));
         rc = CF_HANDLER_ABORT;
         goto out;
     }

@@ -4,6 +4,15 @@
 #include "cf_x509_name.h"
 #include "signer.h"
 
+#include "cf_x509_ext.h"
+
+const char *const signer_sign_keys[] = {"sign_authority_information_access",
+                                        "sign_certificate_policies", "sign_crl_distribution_points",
+                                        "sign_issuer_alternative_name", NULL};
+const char *const signer_sign_types[] = {"authority_information_access", "certificate_policies",
+                                         "crl_distribution_points", "issuer_alternative_name",
+                                         NULL};
+
 cf_keystore_t *signer_keystore(cf_handler_ctx_t *ctx)
 {
     signer_t *state = ctx->state;
@@ -56,4 +65,145 @@ void signer_pack_der(msgpack_packer *pk, X509 *cert)
     msgpack_pack_bin(pk, (size_t)len);
     msgpack_pack_bin_body(pk, der, (size_t)len);
     OPENSSL_free(der);
+}
+
+/* Write the CA row. 0, -1 (bad input) or CF_HANDLER_ABORT. */
+int signer_ca_insert(cf_handler_ctx_t *ctx, const json_t *params, const char *name, X509 *cert,
+                     const json_t *subject, const json_t *issuer, const cf_ca_t *parent,
+                     const char *backend, const json_t *options, const char *key_type,
+                     const char *algorithm, int64_t path_length, const json_t *sign,
+                     const char *host, cf_error_t *err)
+{
+    unsigned char *der = NULL;
+    int der_len = i2d_X509(cert, &der);
+    char *serial = cf_serial_hex(X509_get0_serialNumber(cert));
+    json_t *row = json_object();
+    json_object_set_new(row, "name", json_string(name));
+    json_object_set_new(row, "serial", json_string(serial));
+    json_t *cn = NULL;
+    size_t i;
+    json_t *attr;
+    json_array_foreach(subject, i, attr)
+    {
+        if (strcmp(json_string_value(json_object_get(attr, "oid")), "2.5.4.3") == 0)
+            cn = json_object_get(attr, "value");
+    }
+    json_object_set_new(row, "cn", cn ? json_incref(cn) : json_string(""));
+    json_object_set(row, "subject", (json_t *)subject);
+    json_object_set(row, "issuer", (json_t *)issuer);
+    json_object_set_new(
+        row, "valid_from",
+        json_integer((json_int_t)json_integer_value(json_object_get(params, "_nb"))));
+    json_object_set_new(row, "parent_id", parent ? json_integer(parent->id) : json_null());
+    json_object_set_new(row, "key_backend", json_string(backend));
+    json_object_set(row, "key_backend_options", (json_t *)options);
+    json_object_set_new(row, "key_type", json_string(key_type));
+    json_object_set_new(row, "algorithm", algorithm ? json_string(algorithm) : json_null());
+    json_object_set_new(row, "path_length",
+                        path_length >= 0 ? json_integer(path_length) : json_null());
+    for (int k = 0; signer_sign_types[k]; k++) {
+        json_t *ext = cf_extensions_find(sign, signer_sign_types[k]);
+        json_object_set(row, signer_sign_keys[k], ext ? ext : json_null());
+    }
+    json_object_set_new(row, "default_hostname", host ? json_string(host) : json_null());
+    static const char *const copy[] = {"caa",
+                                       "website",
+                                       "terms_of_service",
+                                       "acme_enabled",
+                                       "acme_registration",
+                                       "acme_requires_contact",
+                                       "acme_profile",
+                                       "api_enabled",
+                                       "ocsp_responder_key_validity",
+                                       "ocsp_response_validity",
+                                       "crl_shards",
+                                       NULL};
+    for (const char *const *c = copy; *c; c++) {
+        json_t *v = json_object_get(params, *c);
+        if (v && !json_is_null(v))
+            json_object_set(row, *c, v);
+    }
+    char *row_text = json_dumps(row, JSON_COMPACT);
+    size_t hexlen = 2 * (size_t)der_len + 3;
+    char *hex = malloc(hexlen);
+    int rc = CF_HANDLER_ABORT;
+    if (row_text && hex && der_len > 0) {
+        hex[0] = '\\';
+        hex[1] = 'x';
+        for (int b = 0; b < der_len; b++)
+            snprintf(hex + 2 + 2 * b, 3, "%02x", der[b]);
+        char nb[32], na[32];
+        snprintf(nb, sizeof nb, "%lld",
+                 (long long)json_integer_value(json_object_get(params, "_nb")));
+        snprintf(na, sizeof na, "%lld",
+                 (long long)json_integer_value(json_object_get(params, "_na")));
+        const char *values[4] = {row_text, hex, nb, na};
+        /* jsonb_populate_record maps the model's fields onto the columns; defaults stay for
+         * the fields the job did not give. */
+        PGresult *res = cf_pg_exec_params(
+            ctx->pg,
+            "INSERT INTO certificate_authorities (name, serial, cn, subject, issuer, valid_from, "
+            "expires, der, parent_id, key_backend, key_backend_options, key_type, algorithm, "
+            "path_length, sign_authority_information_access, sign_certificate_policies, "
+            "sign_crl_distribution_points, sign_issuer_alternative_name, default_hostname, caa, "
+            "website, terms_of_service, acme_enabled, acme_registration, acme_requires_contact, "
+            "acme_profile, api_enabled, ocsp_responder_key_validity, ocsp_response_validity, "
+            "crl_shards) "
+            "SELECT r->>'name', r->>'serial', r->>'cn', r->'subject', r->'issuer', "
+            "to_timestamp($3::bigint), to_timestamp($4::bigint), $2::bytea, "
+            "(r->>'parent_id')::bigint, r->>'key_backend', r->'key_backend_options', "
+            "r->>'key_type', r->>'algorithm', (r->>'path_length')::int, "
+            "NULLIF(r->'sign_authority_information_access', 'null'), "
+            "NULLIF(r->'sign_certificate_policies', 'null'), "
+            "NULLIF(r->'sign_crl_distribution_points', 'null'), "
+            "NULLIF(r->'sign_issuer_alternative_name', 'null'), r->>'default_hostname', "
+            "COALESCE(r->>'caa', ''), COALESCE(r->>'website', ''), "
+            "COALESCE(r->>'terms_of_service', ''), COALESCE((r->>'acme_enabled')::boolean, false), "
+            "COALESCE((r->>'acme_registration')::boolean, true), "
+            "COALESCE((r->>'acme_requires_contact')::boolean, true), r->>'acme_profile', "
+            "COALESCE((r->>'api_enabled')::boolean, false), "
+            "COALESCE((r->>'ocsp_responder_key_validity')::int, 3), "
+            "COALESCE((r->>'ocsp_response_validity')::int, 86400), "
+            "COALESCE((r->>'crl_shards')::int, 1) FROM (SELECT $1::jsonb AS r) AS x "
+            "ON CONFLICT DO NOTHING RETURNING id",
+            4, values, NULL, NULL, 0);
+        /* ON CONFLICT keeps the job's transaction usable: a failed INSERT would abort it. */
+        if (res && PQntuples(res) == 1) {
+            rc = 0;
+        } else if (res) {
+            cf_error_set(err, "ca_exists", "params.name",
+                         "certificate authority \"%s\" (or its certificate) already exists", name);
+            rc = -1;
+        } else {
+            cf_error_set(err, "unavailable", "", "could not store certificate authority \"%s\": %s",
+                         name, cf_pg_errstr(ctx->pg));
+        }
+        PQclear(res);
+    }
+    free(hex);
+    free(row_text);
+    free(serial);
+    json_decref(row);
+    OPENSSL_free(der);
+    return rc;
+}
+
+int signer_ca_name_free(cf_handler_ctx_t *ctx, const char *name, cf_error_t *err)
+{
+    const char *values[1] = {name};
+    PGresult *res = cf_pg_exec_params(
+        ctx->pg, "SELECT 1 FROM certificate_authorities WHERE name = $1", 1, values, NULL, NULL, 0);
+    if (!res) {
+        cf_error_set(err, "unavailable", "", "could not look up certificate authority \"%s\": %s",
+                     name, cf_pg_errstr(ctx->pg));
+        return CF_HANDLER_ABORT;
+    }
+    int found = PQntuples(res);
+    PQclear(res);
+    if (found) {
+        cf_error_set(err, "ca_exists", "params.name", "certificate authority \"%s\" already exists",
+                     name);
+        return -1;
+    }
+    return 0;
 }

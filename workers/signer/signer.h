@@ -22,8 +22,28 @@ json_t *signer_subject(const json_t *value, const char *field, cf_error_t *err);
 /* Pack a DER buffer as msgpack bin. */
 void signer_pack_der(msgpack_packer *pk, X509 *cert);
 
+/* The four sign_* params and the extension types they hold, NULL-terminated, in step. */
+extern const char *const signer_sign_keys[];
+extern const char *const signer_sign_types[];
+/* Insert a CA row (inside the job's transaction). PARAMS holds the optional fields (caa,
+ * website, acme_*, ocsp_*, crl_shards) and "_nb"/"_na" (validity, Unix s). SIGN is the list
+ * of sign_* extension models. 0, -1 + err (e.g. "ca_exists"), or CF_HANDLER_ABORT. */
+int signer_ca_insert(cf_handler_ctx_t *ctx, const json_t *params, const char *name, X509 *cert,
+                     const json_t *subject, const json_t *issuer, const cf_ca_t *parent,
+                     const char *backend, const json_t *options, const char *key_type,
+                     const char *algorithm, int64_t path_length, const json_t *sign,
+                     const char *host, cf_error_t *err);
+
+/* 0 when no CA is called NAME; -1 + err "ca_exists" (params.name); CF_HANDLER_ABORT. Checked
+ * before a key is made or stored, so that a taken name leaves no key behind. */
+int signer_ca_name_free(cf_handler_ctx_t *ctx, const char *name, cf_error_t *err);
+
 int signer_ca_init(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer *result,
                    cf_error_t *err);
+int signer_ca_import(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer *result,
+                     cf_error_t *err);
+int signer_cert_import(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer *result,
+                       cf_error_t *err);
 int signer_cert_issue(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer *result,
                       cf_error_t *err);
 
