@@ -2,11 +2,11 @@
 #include "cf_ca.h"
 
 #include <openssl/bn.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
 
 static const char *const s_sign_columns[] = {
     "sign_authority_information_access", "sign_certificate_policies",
@@ -24,12 +24,13 @@ static X509 *s_der_from_json(const json_t *v)
     if (!der)
         return NULL;
     for (size_t i = 0; i < n; i++) {
-        unsigned v8;
-        if (sscanf(hex + 2 * i, "%2x", &v8) != 1) {
+        int hi = OPENSSL_hexchar2int((unsigned char)hex[2 * i]);
+        int lo = OPENSSL_hexchar2int((unsigned char)hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
             free(der);
             return NULL;
         }
-        der[i] = (unsigned char)v8;
+        der[i] = (unsigned char)(hi << 4 | lo);
     }
     const unsigned char *p = der;
     X509 *cert = d2i_X509(NULL, &p, (long)n);
@@ -113,7 +114,8 @@ static cf_ca_t *s_load(cf_pg_t *pg, const char *sql, const char *param, const ch
     self->revoked = json_is_true(json_object_get(row, "revoked"));
     self->acme_enabled = json_is_true(json_object_get(row, "acme_enabled"));
     self->crl_shards = (int)json_integer_value(json_object_get(row, "crl_shards"));
-    self->ocsp_response_validity = (int)json_integer_value(json_object_get(row, "ocsp_response_validity"));
+    self->ocsp_response_validity =
+        (int)json_integer_value(json_object_get(row, "ocsp_response_validity"));
     self->ocsp_responder_key_validity =
         (int)json_integer_value(json_object_get(row, "ocsp_responder_key_validity"));
     self->valid_from = s_time(json_object_get(row, "valid_from"));
@@ -136,8 +138,9 @@ cf_ca_t *cf_ca_load_id(cf_pg_t *pg, int64_t id, cf_error_t *err)
 {
     char text[32];
     snprintf(text, sizeof text, "%lld", (long long)id);
-    return s_load(pg, "SELECT row_to_json(c)::text FROM certificate_authorities c WHERE id = $1::bigint",
-                  text, text, err);
+    return s_load(
+        pg, "SELECT row_to_json(c)::text FROM certificate_authorities c WHERE id = $1::bigint",
+        text, text, err);
 }
 
 void cf_ca_destroy(cf_ca_t **self_p)
@@ -223,15 +226,18 @@ bool cf_ca_allows_intermediate(cf_pg_t *pg, const cf_ca_t *self)
 int cf_ca_check_usable(const cf_ca_t *self, int64_t now, cf_error_t *err)
 {
     if (!self->enabled) {
-        cf_error_set(err, "ca_disabled", "ca", "certificate authority \"%s\" is disabled", self->name);
+        cf_error_set(err, "ca_disabled", "ca", "certificate authority \"%s\" is disabled",
+                     self->name);
         return -1;
     }
     if (self->revoked) {
-        cf_error_set(err, "ca_revoked", "ca", "certificate authority \"%s\" is revoked", self->name);
+        cf_error_set(err, "ca_revoked", "ca", "certificate authority \"%s\" is revoked",
+                     self->name);
         return -1;
     }
     if (now >= self->expires) {
-        cf_error_set(err, "ca_expired", "ca", "certificate authority \"%s\" has expired", self->name);
+        cf_error_set(err, "ca_expired", "ca", "certificate authority \"%s\" has expired",
+                     self->name);
         return -1;
     }
     if (now < self->valid_from) {

@@ -190,9 +190,10 @@ int signer_cert_issue(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer
                       cf_error_t *err)
 {
     int rc = -1;
-    json_t *params = signer_params(job, err), *profile = NULL, *subject = NULL, *exts = NULL;
+    json_t *params = signer_params(job, err), *subject = NULL, *exts = NULL;
+    const json_t *profile = NULL;
     json_t *given = NULL;
-    cf_ca_t *ca = NULL;
+    const cf_ca_t *ca = NULL;
     X509_REQ *csr = NULL;
     EVP_PKEY *ca_key = NULL;
     X509 *cert = NULL;
@@ -209,7 +210,7 @@ int signer_cert_issue(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer
         cf_params_str(params, "algorithm", false, NULL, &algorithm, err) ||
         cf_params_str(params, "password", false, NULL, &password, err))
         goto out;
-    if (!(ca = cf_ca_load(ctx->pg, ca_name, err))) {
+    if (!(ca = signer_ca(ctx, ca_name, err))) {
         if (strcmp(err->code, "unknown_ca") == 0)
             snprintf(err->field, sizeof err->field, "params.ca");
         else
@@ -220,8 +221,7 @@ int signer_cert_issue(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer
         snprintf(err->field, sizeof err->field, "params.ca");
         goto out;
     }
-    if (!(profile = cf_profile_load(ctx->config, profile_name, err)) ||
-        !(csr = s_csr(csr_text, err)))
+    if (!(profile = signer_profile(ctx, profile_name, err)) || !(csr = s_csr(csr_text, err)))
         goto out;
     json_t *subj = json_object_get(params, "subject");
     if (subj && !json_is_null(subj))
@@ -352,7 +352,7 @@ int signer_cert_issue(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer
         goto out;
     }
     PQclear(res);
-    if (!(bundle = cf_ca_bundle(ctx->pg, ca, err))) {
+    if (!(bundle = signer_bundle(ctx, ca, err))) {
         rc = CF_HANDLER_ABORT;
         goto out;
     }
@@ -378,7 +378,6 @@ int signer_cert_issue(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer
     msgpack_pack_int(result, shard);
     rc = 0;
 out:
-    sk_X509_pop_free(bundle, X509_free);
     free(serial);
     free(der_hex);
     free(subject_text);
@@ -386,11 +385,9 @@ out:
     X509_free(cert);
     EVP_PKEY_free(ca_key);
     X509_REQ_free(csr);
-    cf_ca_destroy(&ca);
     json_decref(exts);
     json_decref(given);
     json_decref(subject);
-    json_decref(profile);
     json_decref(params);
     return rc;
 }

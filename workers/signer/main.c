@@ -15,6 +15,6 @@ int main(int argc, char **argv)
 {
     signer_t state = {0};
     int rc = cf_worker_main(argc, argv, "certfleet-signer", s_handlers, &state);
-    cf_keystore_destroy(&state.keystore);
+    signer_state_destroy(&state);
     return rc;
 }

@@ -4,6 +4,9 @@
 #include "cf_x509_name.h"
 #include "signer.h"
 
+#include <czmq.h>
+
+#include "cf_profile.h"
 #include "cf_x509_ext.h"
 
 const char *const signer_sign_keys[] = {"sign_authority_information_access",
@@ -206,4 +209,90 @@ int signer_ca_name_free(cf_handler_ctx_t *ctx, const char *name, cf_error_t *err
         return -1;
     }
     return 0;
+}
+
+typedef struct {
+    cf_ca_t *ca;             /* the CA row */
+    STACK_OF(X509) * bundle; /* its chain, root first; NULL until asked for */
+    json_t *profile;         /* or a profile, for the profiles table */
+    uint64_t loaded;         /* monotonic ms */
+} s_cached_t;
+
+static void s_cached_free(void **item)
+{
+    s_cached_t *c = *item;
+    if (!c)
+        return;
+    cf_ca_destroy(&c->ca);
+    sk_X509_pop_free(c->bundle, X509_free);
+    json_decref(c->profile);
+    free(c);
+    *item = NULL;
+}
+
+static s_cached_t *s_lookup(cf_handler_ctx_t *ctx, void **table_p, const char *key)
+{
+    if (!*table_p) {
+        *table_p = zhashx_new();
+        zhashx_set_destructor(*table_p, s_cached_free);
+    }
+    s_cached_t *c = zhashx_lookup(*table_p, key);
+    uint64_t ttl = (uint64_t)cf_config_get_int(ctx->config, "signer", "cache_ms", 1000);
+    if (c && cf_mono_ms() - c->loaded > ttl) {
+        zhashx_delete(*table_p, key);
+        c = NULL;
+    }
+    return c;
+}
+
+const cf_ca_t *signer_ca(cf_handler_ctx_t *ctx, const char *name, cf_error_t *err)
+{
+    signer_t *state = ctx->state;
+    s_cached_t *c = s_lookup(ctx, &state->cas, name);
+    if (c)
+        return c->ca;
+    cf_ca_t *ca = cf_ca_load(ctx->pg, name, err);
+    if (!ca)
+        return NULL;
+    c = calloc(1, sizeof *c);
+    c->ca = ca;
+    c->loaded = cf_mono_ms();
+    zhashx_update(state->cas, name, c);
+    return ca;
+}
+
+STACK_OF(X509) * signer_bundle(cf_handler_ctx_t *ctx, const cf_ca_t *ca, cf_error_t *err)
+{
+    signer_t *state = ctx->state;
+    s_cached_t *c = state->cas ? zhashx_lookup(state->cas, ca->name) : NULL;
+    if (c && c->ca == ca && c->bundle)
+        return c->bundle;
+    STACK_OF(X509) *bundle = cf_ca_bundle(ctx->pg, ca, err);
+    if (bundle && c && c->ca == ca)
+        c->bundle = bundle;
+    return bundle; /* not cached only when the CA was not: the caller frees nothing either way */
+}
+
+const json_t *signer_profile(cf_handler_ctx_t *ctx, const char *name, cf_error_t *err)
+{
+    signer_t *state = ctx->state;
+    const char *key = name && *name ? name : cf_profile_default(ctx->config);
+    s_cached_t *c = s_lookup(ctx, &state->profiles, key);
+    if (c)
+        return c->profile;
+    json_t *profile = cf_profile_load(ctx->config, key, err);
+    if (!profile)
+        return NULL;
+    c = calloc(1, sizeof *c);
+    c->profile = profile;
+    c->loaded = cf_mono_ms();
+    zhashx_update(state->profiles, key, c);
+    return profile;
+}
+
+void signer_state_destroy(signer_t *state)
+{
+    cf_keystore_destroy(&state->keystore);
+    zhashx_destroy((zhashx_t **)&state->cas);
+    zhashx_destroy((zhashx_t **)&state->profiles);
 }

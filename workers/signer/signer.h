@@ -8,7 +8,20 @@
 
 typedef struct {
     cf_keystore_t *keystore; /* CA keys, cached for the life of the process; made on first use */
+    void *cas;               /* zhashx: CA name -> cached CA and bundle, kept [signer] cache_ms */
+    void *profiles;          /* zhashx: profile name -> cached profile, kept as long */
 } signer_t;
+
+/* The CA named NAME from a short-lived per-process cache ([signer] cache_ms, default 1000:
+ * an edit such as disabling a CA takes effect within that time). Borrowed: valid until the
+ * handler returns. NULL + err as cf_ca_load. */
+const cf_ca_t *signer_ca(cf_handler_ctx_t *ctx, const char *name, cf_error_t *err);
+/* The CA's bundle, root first (borrowed, cached with the CA). */
+STACK_OF(X509) * signer_bundle(cf_handler_ctx_t *ctx, const cf_ca_t *ca, cf_error_t *err);
+/* The profile NAME (NULL: default) from the same cache. Borrowed. */
+const json_t *signer_profile(cf_handler_ctx_t *ctx, const char *name, cf_error_t *err);
+/* Free the caches (at exit). */
+void signer_state_destroy(signer_t *state);
 
 /* The keystore, made on first use with the worker's own PostgreSQL connection. */
 cf_keystore_t *signer_keystore(cf_handler_ctx_t *ctx);
