@@ -14,14 +14,14 @@
 #define CF_SERIAL_BYTES 20
 
 typedef struct {
-    const json_t *subject;     /* Name model */
-    EVP_PKEY *public_key;      /* the subject's key (borrowed) */
-    const json_t *extensions;  /* extension models, in order (borrowed) */
-    int64_t not_before;        /* Unix seconds */
-    int64_t not_after;         /* Unix seconds */
-    X509 *issuer_cert;         /* NULL: self-signed (issuer = subject) */
-    EVP_PKEY *issuer_key;      /* signing key (borrowed) */
-    const EVP_MD *md;          /* digest; NULL for Ed25519/Ed448 */
+    const json_t *subject;      /* Name model */
+    EVP_PKEY *public_key;       /* the subject's key (borrowed) */
+    const json_t *extensions;   /* extension models, in order (borrowed) */
+    int64_t not_before;         /* Unix seconds */
+    int64_t not_after;          /* Unix seconds */
+    X509 *issuer_cert;          /* NULL: self-signed (issuer = subject) */
+    EVP_PKEY *issuer_key;       /* signing key (borrowed) */
+    const EVP_MD *md;           /* digest; NULL for Ed25519/Ed448 */
     const ASN1_INTEGER *serial; /* NULL: a fresh random one */
 } cf_issue_t;
 
@@ -35,6 +35,8 @@ ASN1_INTEGER *cf_serial_random(void);
 /* The subject_key_identifier model for KEY (SHA-1 of the public key bits, RFC 5280 4.2.1.2
  * method 1). Caller owns. */
 json_t *cf_issue_ski_model(EVP_PKEY *key, cf_error_t *err);
+/* The same from an encoded public key (a CSR's): no key decoding, so much cheaper. */
+json_t *cf_issue_ski_model_pubkey(const X509_PUBKEY *pub, cf_error_t *err);
 /* The authority_key_identifier model for certificates ISSUER signs: its SKI when it has one,
  * else the SHA-1 of its key. Caller owns. */
 json_t *cf_issue_aki_model(X509 *issuer, cf_error_t *err);

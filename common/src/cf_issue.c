@@ -38,7 +38,8 @@ static json_t *s_key_id_model(const char *type, const unsigned char *id, size_t 
         m = json_pack("{s:s, s:b, s:s}", "type", type, "critical", 0, "value", b64);
     else
         m = json_pack("{s:s, s:b, s:{s:s, s:n, s:n}}", "type", type, "critical", 0, "value",
-                      "key_identifier", b64, "authority_cert_issuer", "authority_cert_serial_number");
+                      "key_identifier", b64, "authority_cert_issuer",
+                      "authority_cert_serial_number");
     free(b64);
     return m;
 }
@@ -66,6 +67,21 @@ json_t *cf_issue_ski_model(EVP_PKEY *key, cf_error_t *err)
     unsigned char id[20];
     if (s_key_sha1(key, id, err) != 0)
         return NULL;
+    return s_key_id_model("subject_key_identifier", id, sizeof id);
+}
+
+json_t *cf_issue_ski_model_pubkey(const X509_PUBKEY *pub, cf_error_t *err)
+{
+    const unsigned char *bits;
+    int len;
+    unsigned char id[20];
+    unsigned int mdlen;
+    if (X509_PUBKEY_get0_param(NULL, &bits, &len, NULL, pub) != 1 ||
+        EVP_Digest(bits, (size_t)len, id, &mdlen, EVP_sha1(), NULL) != 1) {
+        cf_error_set(err, "internal", "", "could not hash the public key");
+        cf_error_add_openssl(err);
+        return NULL;
+    }
     return s_key_id_model("subject_key_identifier", id, sizeof id);
 }
 

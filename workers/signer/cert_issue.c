@@ -276,7 +276,7 @@ int signer_cert_issue(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer
     json_decref(bc);
     s_add_missing(exts, bcm);
     s_add_missing(exts, cf_issue_aki_model(ca->cert, err));
-    s_add_missing(exts, cf_issue_ski_model(X509_REQ_get0_pubkey(csr), err));
+    s_add_missing(exts, cf_issue_ski_model_pubkey(X509_REQ_get_X509_PUBKEY(csr), err));
     if (cf_error_isset(err))
         goto out;
     /* The serial first: a sharded CA's certificates carry their shard's CRL URL, and the shard
