@@ -240,7 +240,7 @@ static json_t *s_to_json(const msgpack_object *o, const char *path, cf_error_t *
         for (uint32_t i = 0; obj && i < o->via.map.size; i++) {
             const msgpack_object_kv *kv = &o->via.map.ptr[i];
             if (kv->key.type != MSGPACK_OBJECT_STR ||
-                memchr(kv->key.via.str.ptr, 0, kv->key.via.str.size)) {
+                (kv->key.via.str.size && memchr(kv->key.via.str.ptr, 0, kv->key.via.str.size))) {
                 cf_error_set(err, "invalid_type", path, "map keys must be strings");
                 json_decref(obj);
                 return NULL;
@@ -332,7 +332,7 @@ char *cf_msgpack_strdup(const msgpack_object *obj)
 {
     if (!obj || obj->type != MSGPACK_OBJECT_STR)
         return NULL;
-    if (memchr(obj->via.str.ptr, 0, obj->via.str.size))
+    if (obj->via.str.size && memchr(obj->via.str.ptr, 0, obj->via.str.size))
         return NULL;
     char *s = malloc(obj->via.str.size + 1);
     if (!s)

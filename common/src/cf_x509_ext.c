@@ -201,15 +201,10 @@ json_t *cf_extension_parse(const json_t *in, cf_error_t *err)
         cf_error_prefix_field(err, "value");
         return NULL;
     }
-    json_t *out = json_object();
-    if (!out || cf_ext_set(out, "type", json_string(t)) ||
-        cf_ext_set(out, "critical", json_boolean(critical)) || cf_ext_set(out, "value", v)) {
-        if (!out)
-            json_decref(v);
-        json_decref(out);
+    /* json_pack takes V over, also when it fails. */
+    json_t *out = json_pack("{s:s, s:b, s:o}", "type", t, "critical", critical, "value", v);
+    if (!out)
         cf_error_set(err, "internal", "", "out of memory");
-        return NULL;
-    }
     return out;
 }
 
@@ -450,15 +445,12 @@ json_t *cf_extension_from_openssl(const X509_EXTENSION *ext, cf_error_t *err)
         if (!value)
             cf_error_set(err, "internal", "", "out of memory");
     }
-    json_t *out = value ? json_object() : NULL;
-    if (value && (!out || cf_ext_set(out, "type", json_string(def ? def->type : S_UNKNOWN_TYPE)) ||
-                  cf_ext_set(out, "critical", json_boolean(X509_EXTENSION_get_critical(ext))) ||
-                  cf_ext_set(out, "value", value))) {
+    json_t *out = NULL;
+    if (value) {
+        out = json_pack("{s:s, s:b, s:o}", "type", def ? def->type : S_UNKNOWN_TYPE, "critical",
+                        X509_EXTENSION_get_critical(ext), "value", value);
         if (!out)
-            json_decref(value);
-        json_decref(out);
-        out = NULL;
-        cf_error_set(err, "internal", "", "out of memory");
+            cf_error_set(err, "internal", "", "out of memory");
     }
     json_decref(oid);
     return out;
@@ -520,9 +512,10 @@ json_t *cf_extensions_from_req(const X509_REQ *req, cf_error_t *err)
     /* OpenSSL 3.0's X509_REQ_get_extensions is not const but only reads; it returns a new
      * stack, NULL when the request has none (or on a malformed attribute). */
     ERR_set_mark();
+    unsigned long before = ERR_peek_last_error();
     STACK_OF(X509_EXTENSION) *sk = X509_REQ_get_extensions((X509_REQ *)req);
     if (!sk) {
-        bool failed = ERR_peek_last_error() != 0;
+        bool failed = ERR_peek_last_error() != before;
         ERR_pop_to_mark();
         if (failed) {
             cf_error_set(err, "invalid_der", "", "the request's extensions cannot be decoded");

@@ -334,6 +334,34 @@ static void test_from_openssl_malformed(void **state)
     X509_EXTENSION_free(ext);
 }
 
+/* MessagePack carries bytes as bin; the JSON mapping makes them base64, which the models take. */
+static void test_msgpack_bin(void **state)
+{
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    cf_msgpack_pack_cstr(&pk, "type");
+    cf_msgpack_pack_cstr(&pk, "subject_key_identifier");
+    cf_msgpack_pack_cstr(&pk, "value");
+    msgpack_pack_bin(&pk, 1);
+    msgpack_pack_bin_body(&pk, "\x90", 1);
+    cf_error_t err = {0};
+    msgpack_unpacked up;
+    assert_int_equal(cf_msgpack_unpack(buf.data, buf.size, NULL, &up, &err), 0);
+    json_t *j = cf_msgpack_to_json(&up.data, &err);
+    json_t *model = cf_extension_parse(j, &err);
+    json_t *want =
+        tl_json("{\"type\": \"subject_key_identifier\", \"critical\": false, \"value\": \"kA==\"}");
+    tl_assert_equal(model, want, "SKI from msgpack bin");
+    json_decref(want);
+    json_decref(model);
+    json_decref(j);
+    msgpack_unpacked_destroy(&up);
+    msgpack_sbuffer_destroy(&buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -344,6 +372,7 @@ int main(void)
         cmocka_unit_test(test_lookups),
         cmocka_unit_test(test_text),
         cmocka_unit_test(test_from_openssl_malformed),
+        cmocka_unit_test(test_msgpack_bin),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
