@@ -41,7 +41,8 @@ int main(int argc, char **argv)
             depth = atoi(argv[i + 1]);
     }
     if (!ca || !dir || count <= 0) {
-        fprintf(stderr, "usage: certfleet-bench-issue --endpoint E --ca NAME --csrs DIR [--count N] [--depth D]\n");
+        fprintf(stderr, "usage: certfleet-bench-issue --endpoint E --ca NAME --csrs DIR [--count "
+                        "N] [--depth D]\n");
         return 2;
     }
     zsys_init();
@@ -94,7 +95,8 @@ int main(int argc, char **argv)
             lat[ok++] = s_now_us() - sent[k];
         } else {
             if (!failed)
-                fprintf(stderr, "job failed: %s: %s\n", cf_reply_error(r)->code, cf_reply_error(r)->message);
+                fprintf(stderr, "job failed: %s: %s\n", cf_reply_error(r)->code,
+                        cf_reply_error(r)->message);
             failed++;
         }
         done++;

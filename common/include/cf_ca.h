@@ -16,27 +16,27 @@
 
 /* One row of certificate_authorities: a plain record, filled by cf_ca_load. */
 typedef struct {
-    int64_t id;                       /* primary key */
-    char name[CF_CA_NAME_MAX + 1];    /* unique name */
-    char serial[80];                  /* upper-case hex */
-    X509 *cert;                       /* the CA certificate */
-    int64_t parent_id;                /* 0 for a root */
-    char key_backend[32];             /* "storages" or "db" */
-    json_t *key_backend_options;      /* how the backend finds the key */
-    char key_type[16];                /* RSA, DSA, EC, Ed25519, Ed448 */
-    char algorithm[16];               /* signature hash for what it signs; "" for Ed keys */
-    int path_length;                  /* BasicConstraints path length, -1 for none */
-    json_t *sign_extensions;          /* the sign_* extension models as a list (may be empty) */
-    char *default_hostname;           /* NULL for none */
-    bool enabled;                     /* may sign */
-    bool revoked;                     /* revoked itself */
-    bool acme_enabled;                /* ACME front serves it */
-    int crl_shards;                   /* CRL shards (1: one CRL) */
-    int ocsp_response_validity;       /* seconds */
-    int ocsp_responder_key_validity;  /* days */
-    int64_t valid_from;               /* Unix seconds */
-    int64_t expires;                  /* Unix seconds */
-    json_t *row;                      /* the whole row as JSON (for view and dump) */
+    int64_t id;                      /* primary key */
+    char name[CF_CA_NAME_MAX + 1];   /* unique name */
+    char serial[80];                 /* upper-case hex */
+    X509 *cert;                      /* the CA certificate */
+    int64_t parent_id;               /* 0 for a root */
+    char key_backend[32];            /* "storages" or "db" */
+    json_t *key_backend_options;     /* how the backend finds the key */
+    char key_type[16];               /* RSA, DSA, EC, Ed25519, Ed448 */
+    char algorithm[16];              /* signature hash for what it signs; "" for Ed keys */
+    int path_length;                 /* BasicConstraints path length, -1 for none */
+    json_t *sign_extensions;         /* the sign_* extension models as a list (may be empty) */
+    char *default_hostname;          /* NULL for none */
+    bool enabled;                    /* may sign */
+    bool revoked;                    /* revoked itself */
+    bool acme_enabled;               /* ACME front serves it */
+    int crl_shards;                  /* CRL shards (1: one CRL) */
+    int ocsp_response_validity;      /* seconds */
+    int ocsp_responder_key_validity; /* days */
+    int64_t valid_from;              /* Unix seconds */
+    int64_t expires;                 /* Unix seconds */
+    json_t *row;                     /* the whole row as JSON (for view and dump) */
 } cf_ca_t;
 
 /* The CA named NAME; NULL + err ("unknown_ca", field "ca") when there is none. */

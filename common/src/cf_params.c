@@ -12,7 +12,8 @@ int cf_params_check_keys(const json_t *params, const char *const *allowed, cf_er
 {
     const char *key;
     json_t *v;
-    json_object_foreach((json_t *)params, key, v) {
+    json_object_foreach((json_t *)params, key, v)
+    {
         bool ok = false;
         for (const char *const *a = allowed; *a && !ok; a++)
             ok = strcmp(*a, key) == 0;

@@ -17,7 +17,8 @@ json_t *cf_profile_load(cf_config_t *cfg, const char *name, cf_error_t *err)
         name = cf_profile_default(cfg);
     for (const char *p = name; *p; p++) {
         if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-') {
-            cf_error_set(err, "unknown_profile", "params.profile", "profile \"%s\" does not exist", name);
+            cf_error_set(err, "unknown_profile", "params.profile", "profile \"%s\" does not exist",
+                         name);
             return NULL;
         }
     }
@@ -27,7 +28,8 @@ json_t *cf_profile_load(cf_config_t *cfg, const char *name, cf_error_t *err)
     json_error_t jerr;
     json_t *profile = json_load_file(path, 0, &jerr);
     if (!profile) {
-        cf_error_set(err, "unknown_profile", "params.profile", "profile \"%s\" does not exist", name);
+        cf_error_set(err, "unknown_profile", "params.profile", "profile \"%s\" does not exist",
+                     name);
         return NULL;
     }
     json_t *exts = json_object_get(profile, "extensions");
@@ -48,8 +50,9 @@ json_t *cf_profile_load(cf_config_t *cfg, const char *name, cf_error_t *err)
     }
     json_object_set_new(profile, "extensions", parsed);
     json_object_set_new(profile, "name", json_string(name));
-    static const char *const flags[] = {"add_crl_url", "add_ocsp_url", "add_issuer_url",
-                                        "add_issuer_alternative_name", "cn_in_san", NULL};
+    static const char *const flags[] = {"add_crl_url",    "add_ocsp_url",
+                                        "add_issuer_url", "add_issuer_alternative_name",
+                                        "cn_in_san",      NULL};
     for (const char *const *f = flags; *f; f++)
         if (!json_is_boolean(json_object_get(profile, *f)))
             json_object_set_new(profile, *f, json_true());

@@ -104,7 +104,8 @@ static int s_teardown(void **state)
     if (f->broker > 0)
         cf_test_kill(f->broker, SIGTERM);
     cf_test_pg_drop_db(f->conninfo);
-    /* A process that a sanitizer stopped, or that leaked, says so in its log: that fails the test. */
+    /* A process that a sanitizer stopped, or that leaked, says so in its log: that fails the test.
+     */
     char cmd[600];
     snprintf(cmd, sizeof cmd,
              "grep -l -E 'AddressSanitizer|LeakSanitizer|runtime error:' '%s'/*.log 2>/dev/null",
