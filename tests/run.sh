@@ -81,6 +81,7 @@ for old in /tmp/certfleet-test.*; do
   for pidfile in "$old"/*.server.pid; do
     [ -s "$pidfile" ] || continue
     pid=$(cat "$pidfile")
+    [ -d "/proc/$pid" ] || continue
     if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$old" ||
        readlink "/proc/$pid/cwd" 2>/dev/null | grep -qF "$old"; then
       kill -9 "$pid" 2>/dev/null || true
@@ -167,7 +168,8 @@ printf '%s\n' "${results[@]}"
 for log in "$tmp"/ctest-*.log; do
   [ -f "$log" ] || continue
   name=$(basename "$log" .log)
-  printf '%-22s %s\n' "  ${name#ctest-}" "$(grep -E '^[0-9]+% tests passed' "$log" | tail -1)"
+  count=$(grep -E '^[0-9]+% tests passed' "$log" | tail -1 || true)
+  if [ -n "$count" ]; then printf '%-22s %s\n' "  ${name#ctest-}" "$count"; fi
 done
 if [ $failed != 0 ]; then
   echo "FAILED"

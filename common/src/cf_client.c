@@ -263,7 +263,11 @@ static cf_reply_t *s_read(cf_client_t *self)
         return NULL;
     }
     if (s_retryable(reply) && p->attempts < self->attempts) {
-        p->due = cf_mono_ms() + S_RETRY_PAUSE_MS;
+        /* Back off: a job held by a stopped worker stays locked until its lock's TTL. */
+        uint64_t pause = (uint64_t)S_RETRY_PAUSE_MS * (uint64_t)p->attempts;
+        if (pause > (uint64_t)self->timeout_ms)
+            pause = (uint64_t)self->timeout_ms;
+        p->due = cf_mono_ms() + pause;
         cf_reply_destroy(&reply);
         return NULL;
     }
