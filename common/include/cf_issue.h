@@ -14,15 +14,18 @@
 #define CF_SERIAL_BYTES 20
 
 typedef struct {
-    const json_t *subject;      /* Name model */
-    EVP_PKEY *public_key;       /* the subject's key (borrowed) */
-    const json_t *extensions;   /* extension models, in order (borrowed) */
-    int64_t not_before;         /* Unix seconds */
-    int64_t not_after;          /* Unix seconds */
-    X509 *issuer_cert;          /* NULL: self-signed (issuer = subject) */
-    EVP_PKEY *issuer_key;       /* signing key (borrowed) */
-    const EVP_MD *md;           /* digest; NULL for Ed25519/Ed448 */
-    const ASN1_INTEGER *serial; /* NULL: a fresh random one */
+    const json_t *subject;              /* Name model */
+    EVP_PKEY *public_key;               /* the subject's key (borrowed) */
+    const json_t *extensions;           /* extension models, in order (borrowed) */
+    int64_t not_before;                 /* Unix seconds */
+    int64_t not_after;                  /* Unix seconds */
+    X509 *issuer_cert;                  /* NULL: self-signed (issuer = subject) */
+    EVP_PKEY *issuer_key;               /* signing key (borrowed) */
+    const EVP_MD *md;                   /* digest; NULL for Ed25519/Ed448 */
+    const ASN1_INTEGER *serial;         /* NULL: a fresh random one */
+    const X509_PUBKEY *public_key_info; /* the subject's encoded key (a CSR's): copied as it is,
+                                         * which spares OpenSSL 3 re-encoding PUBLIC_KEY; NULL:
+                                         * use public_key */
 } cf_issue_t;
 
 /* Sign a certificate (caller owns). NULL + err. */

@@ -97,6 +97,41 @@ json_t *cf_issue_aki_model(X509 *issuer, cf_error_t *err)
     return s_key_id_model("authority_key_identifier", id, sizeof id);
 }
 
+/* Copy an encoded SubjectPublicKeyInfo into CERT without decoding the key: X509_set_pubkey
+ * would encode the EVP_PKEY again through OpenSSL 3's encoder machinery, which costs more than
+ * signing the certificate. */
+static int s_copy_pubkey(X509 *cert, const X509_PUBKEY *from)
+{
+    ASN1_OBJECT *alg;
+    const unsigned char *bits;
+    int len;
+    X509_ALGOR *algor;
+    if (X509_PUBKEY_get0_param(&alg, &bits, &len, &algor, from) != 1)
+        return -1;
+    const ASN1_OBJECT *aobj;
+    int ptype;
+    const void *pval;
+    X509_ALGOR_get0(&aobj, &ptype, &pval, algor);
+    void *pcopy = NULL;
+    if (ptype == V_ASN1_OBJECT)
+        pcopy = OBJ_dup(pval);
+    else if (ptype == V_ASN1_SEQUENCE || ptype == V_ASN1_OCTET_STRING)
+        pcopy = ASN1_STRING_dup(pval);
+    else if (ptype != V_ASN1_NULL && ptype != V_ASN1_UNDEF)
+        return -1;
+    unsigned char *copy = OPENSSL_memdup(bits, (size_t)len);
+    ASN1_OBJECT *oid = OBJ_dup(aobj);
+    if (!copy || !oid ||
+        ((ptype == V_ASN1_OBJECT || ptype == V_ASN1_SEQUENCE || ptype == V_ASN1_OCTET_STRING) &&
+         !pcopy) ||
+        X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(cert), oid, ptype, pcopy, copy, len) != 1) {
+        OPENSSL_free(copy);
+        ASN1_OBJECT_free(oid);
+        return -1;
+    }
+    return 0;
+}
+
 X509 *cf_issue_cert(const cf_issue_t *req, cf_error_t *err)
 {
     X509 *cert = X509_new();
@@ -114,7 +149,8 @@ X509 *cf_issue_cert(const cf_issue_t *req, cf_error_t *err)
                                                     : subject) != 1 ||
         !ASN1_TIME_set(X509_getm_notBefore(cert), (time_t)req->not_before) ||
         !ASN1_TIME_set(X509_getm_notAfter(cert), (time_t)req->not_after) ||
-        X509_set_pubkey(cert, req->public_key) != 1) {
+        (req->public_key_info ? s_copy_pubkey(cert, req->public_key_info) != 0
+                              : X509_set_pubkey(cert, req->public_key) != 1)) {
         cf_error_set(err, "internal", "", "could not fill in the certificate");
         cf_error_add_openssl(err);
         goto fail;

@@ -275,8 +275,14 @@ int signer_ca_init(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer *r
             goto out;
         }
     }
-    cf_issue_t req = {subject,     key, exts, now, expires, parent ? parent->cert : NULL,
-                      signing_key, md,  NULL};
+    cf_issue_t req = {.subject = subject,
+                      .public_key = key,
+                      .extensions = exts,
+                      .not_before = now,
+                      .not_after = expires,
+                      .issuer_cert = parent ? parent->cert : NULL,
+                      .issuer_key = signing_key,
+                      .md = md};
     if (!(cert = cf_issue_cert(&req, err)))
         goto out;
     /* The key goes to its backend first: inside our transaction for "db"; a file for

@@ -304,8 +304,16 @@ int signer_cert_issue(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer
                 json_array_append_new(exts, m);
         }
     }
-    cf_issue_t req = {subject, X509_REQ_get0_pubkey(csr), exts, now, expires, ca->cert, ca_key, md,
-                      sn};
+    cf_issue_t req = {.subject = subject,
+                      .public_key = X509_REQ_get0_pubkey(csr),
+                      .extensions = exts,
+                      .not_before = now,
+                      .not_after = expires,
+                      .issuer_cert = ca->cert,
+                      .issuer_key = ca_key,
+                      .md = md,
+                      .serial = sn,
+                      .public_key_info = X509_REQ_get_X509_PUBKEY(csr)};
     cert = sn ? cf_issue_cert(&req, err) : NULL;
     ASN1_INTEGER_free(sn);
     if (!cert) {
