@@ -231,8 +231,7 @@ static json_t *s_public_key(EVP_PKEY *pkey)
     json_t *out = json_pack("{s:s?, s:i}", "type", type, "bits", EVP_PKEY_get_bits(pkey));
     char curve[80];
     if (EVP_PKEY_get_base_id(pkey) == EVP_PKEY_EC &&
-        EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, curve, sizeof curve,
-                                       NULL))
+        EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, curve, sizeof curve, NULL))
         json_object_set_new(out, "curve", json_string(curve));
     ERR_clear_error();
     return out;
@@ -251,8 +250,8 @@ static void s_set_model(json_t *doc, const char *key, json_t *model, const cf_er
     if (!model) {
         cf_error_t e = *err;
         cf_error_prefix_field(&e, key);
-        json_array_append_new(errors, json_pack("{s:s, s:s, s:s}", "code", e.code, "field",
-                                                e.field, "message", e.message));
+        json_array_append_new(errors, json_pack("{s:s, s:s, s:s}", "code", e.code, "field", e.field,
+                                                "message", e.message));
     }
     json_object_set_new(doc, key, model ? model : json_null());
 }
@@ -260,17 +259,10 @@ static void s_set_model(json_t *doc, const char *key, json_t *model, const cf_er
 static const char *s_reason_name(int code)
 {
     /* RFC 5280 CRLReason codes as django-ca's ReasonFlags names them. */
-    static const char *const names[] = {"unspecified",
-                                        "key_compromise",
-                                        "ca_compromise",
-                                        "affiliation_changed",
-                                        "superseded",
-                                        "cessation_of_operation",
-                                        "certificate_hold",
-                                        NULL,
-                                        "remove_from_crl",
-                                        "privilege_withdrawn",
-                                        "aa_compromise"};
+    static const char *const names[] = {
+        "unspecified",     "key_compromise",         "ca_compromise",    "affiliation_changed",
+        "superseded",      "cessation_of_operation", "certificate_hold", NULL,
+        "remove_from_crl", "privilege_withdrawn",    "aa_compromise"};
     return code >= 0 && code <= 10 ? names[code] : NULL;
 }
 
@@ -288,11 +280,10 @@ static json_t *s_crl_entries(const X509_CRL *crl)
             reason = name ? json_string(name) : json_integer(ASN1_ENUMERATED_get(e));
             ASN1_ENUMERATED_free(e);
         }
-        json_array_append_new(out, json_pack("{s:o, s:o, s:o}", "serial",
-                                             s_serial(X509_REVOKED_get0_serialNumber(r)),
-                                             "revocation_date",
-                                             s_time(X509_REVOKED_get0_revocationDate(r)),
-                                             "reason", reason));
+        json_array_append_new(
+            out, json_pack("{s:o, s:o, s:o}", "serial", s_serial(X509_REVOKED_get0_serialNumber(r)),
+                           "revocation_date", s_time(X509_REVOKED_get0_revocationDate(r)), "reason",
+                           reason));
     }
     ERR_clear_error();
     return out;
@@ -375,7 +366,8 @@ static const char *s_error_for(const json_t *doc, const char *key)
     {
         const char *field = s_str(e, "field");
         size_t klen = strlen(key);
-        if (field && strncmp(field, key, klen) == 0 && strchr(".[", field[klen] ? field[klen] : '.'))
+        if (field && strncmp(field, key, klen) == 0 &&
+            strchr(".[", field[klen] ? field[klen] : '.'))
             return s_str(e, "message");
     }
     return "unknown error";
@@ -398,8 +390,8 @@ static void s_print_text(const json_t *doc)
     const char *type = s_str(doc, "type");
     bool crl = strcmp(type, "crl") == 0;
     printf("%s\n", strcmp(type, "certificate") == 0 ? "Certificate"
-                   : crl                           ? "Certificate revocation list"
-                                                   : "Certificate signing request");
+                   : crl                            ? "Certificate revocation list"
+                                                    : "Certificate signing request");
     if (json_object_get(doc, "subject"))
         s_name_line(doc, "Subject:", "subject");
     if (json_object_get(doc, "issuer"))
@@ -418,7 +410,8 @@ static void s_print_text(const json_t *doc)
     if (json_is_object(pk)) {
         char buf[160];
         const char *curve = s_str(pk, "curve");
-        snprintf(buf, sizeof buf, "%s, %lld bits%s%s%s", s_str(pk, "type") ? s_str(pk, "type") : "?",
+        snprintf(buf, sizeof buf, "%s, %lld bits%s%s%s",
+                 s_str(pk, "type") ? s_str(pk, "type") : "?",
                  (long long)json_integer_value(json_object_get(pk, "bits")), curve ? " (" : "",
                  curve ? curve : "", curve ? ")" : "");
         s_line("Public key:", buf);

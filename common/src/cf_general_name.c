@@ -56,9 +56,15 @@ static const struct {
     const char *name;  /* canonical type literal, the normal form */
     const char *alias; /* alias accepted on input, used in the text form; may be NULL */
 } s_on_types[] = {
-    {"UTF8String", "UTF8"},   {"UNIVERSALSTRING", "UNIV"}, {"IA5STRING", "IA5"},
-    {"BOOLEAN", "BOOL"},      {"NULL", NULL},              {"UTCTIME", "UTC"},
-    {"GENERALIZEDTIME", "GENTIME"}, {"INTEGER", "INT"},    {"OctetString", NULL},
+    {"UTF8String", "UTF8"},
+    {"UNIVERSALSTRING", "UNIV"},
+    {"IA5STRING", "IA5"},
+    {"BOOLEAN", "BOOL"},
+    {"NULL", NULL},
+    {"UTCTIME", "UTC"},
+    {"GENERALIZEDTIME", "GENTIME"},
+    {"INTEGER", "INT"},
+    {"OctetString", NULL},
 };
 
 static s_gn_kind_t s_gn_kind(const char *type)
@@ -305,8 +311,8 @@ static void s_ip_addr_format(const unsigned char *b, int family_len, char *out, 
             continue;
         }
         bool after_gap = best >= 0 && i == best + best_len;
-        used += (size_t)snprintf(out + used, outlen - used, "%s%x", (i == 0 || after_gap) ? "" : ":",
-                                 w[i]);
+        used += (size_t)snprintf(out + used, outlen - used, "%s%x",
+                                 (i == 0 || after_gap) ? "" : ":", w[i]);
     }
 }
 
@@ -638,8 +644,8 @@ static json_t *s_other_name_parse(const json_t *in, cf_error_t *err)
             return NULL;
         }
         if (s_has_nul(v)) {
-            cf_error_set(err, "invalid_value", "value",
-                         "%s value must not contain a NUL character", tname);
+            cf_error_set(err, "invalid_value", "value", "%s value must not contain a NUL character",
+                         tname);
             return NULL;
         }
         if (kind == S_ON_IA5 && !s_is_ascii(json_string_value(v), json_string_length(v))) {
@@ -670,9 +676,9 @@ static json_t *s_other_name_parse(const json_t *in, cf_error_t *err)
             return NULL;
         }
         int64_t t;
-        const char *why = s_has_nul(v) ? "contains a NUL character"
-                                       : s_datetime_parse(json_string_value(v), kind == S_ON_UTC,
-                                                          false, &t);
+        const char *why = s_has_nul(v)
+                              ? "contains a NUL character"
+                              : s_datetime_parse(json_string_value(v), kind == S_ON_UTC, false, &t);
         if (why) {
             cf_error_set(err, "invalid_datetime", "value", "%s value \"%.64s\" %s", tname,
                          json_string_value(v), why);
@@ -705,7 +711,8 @@ static json_t *s_other_name_parse(const json_t *in, cf_error_t *err)
         break;
     case S_ON_OCTET: {
         if (!json_is_string(v)) {
-            cf_error_set(err, "invalid_type", "value", "value of type OctetString must be a hex string");
+            cf_error_set(err, "invalid_type", "value",
+                         "value of type OctetString must be a hex string");
             return NULL;
         }
         const char *hex = json_string_value(v);
@@ -921,8 +928,8 @@ static json_t *s_other_name_from_text(const char *text, cf_error_t *err)
             goto done;
         }
     }
-    json_t *model = json_pack("{s:s, s:{s:s, s:s, s:o}}", "type", "otherName", "value", "oid",
-                              oid, "type", type, "value", value);
+    json_t *model = json_pack("{s:s, s:{s:s, s:s, s:o}}", "type", "otherName", "value", "oid", oid,
+                              "type", type, "value", value);
     value = NULL;
     if (!model) {
         cf_error_set(err, "internal", "", "out of memory");
@@ -1172,8 +1179,10 @@ GENERAL_NAME *cf_general_name_to_openssl(const json_t *model, cf_error_t *err)
         ASN1_STRING *s = s_ia5(json_string_value(v), json_string_length(v));
         if (!s)
             goto fail;
-        GENERAL_NAME_set0_value(gn, kind == S_GN_EMAIL ? GEN_EMAIL : kind == S_GN_URI ? GEN_URI
-                                                                                      : GEN_DNS,
+        GENERAL_NAME_set0_value(gn,
+                                kind == S_GN_EMAIL ? GEN_EMAIL
+                                : kind == S_GN_URI ? GEN_URI
+                                                   : GEN_DNS,
                                 s);
         break;
     }

@@ -625,11 +625,10 @@ json_t *cf_name_from_string(const char *text, cf_error_t *err)
                 cf_error_set(err, "invalid_oid", idx, "unknown name attribute \"%.64s\"", k);
                 rc = -1;
             } else if (!jv) {
-                cf_error_set(err, "invalid_value", idx, "value of \"%.64s\" is not valid UTF-8",
-                             k);
+                cf_error_set(err, "invalid_value", idx, "value of \"%.64s\" is not valid UTF-8", k);
                 rc = -1;
-            } else if (json_array_append_new(attrs, json_pack("{s:s, s:O}", "oid", oid, "value",
-                                                              jv)) != 0) {
+            } else if (json_array_append_new(
+                           attrs, json_pack("{s:s, s:O}", "oid", oid, "value", jv)) != 0) {
                 cf_error_set(err, "internal", "", "out of memory");
                 rc = -1;
             }

@@ -152,7 +152,7 @@ static void s_extension_names(X509_EXTENSION *ext)
     }
     case NID_name_constraints: {
         NAME_CONSTRAINTS *nc = value;
-        STACK_OF(GENERAL_SUBTREE) *trees[2] = {nc->permittedSubtrees, nc->excludedSubtrees};
+        STACK_OF(GENERAL_SUBTREE) * trees[2] = {nc->permittedSubtrees, nc->excludedSubtrees};
         for (int t = 0; t < 2; t++) {
             GENERAL_NAMES *gns = sk_GENERAL_NAME_new_null();
             for (int i = 0; gns && i < sk_GENERAL_SUBTREE_num(trees[t]); i++)

@@ -211,8 +211,8 @@ static void test_reference_other_names(void **state)
     /* datetime(2021, 10, 5, 22, 1, 4, tzinfo=timezone.utc) as UTCTIME and GENERALIZEDTIME,
      * in any ISO 8601 spelling with a timezone; the normal form is UTC with "Z". */
     static const char *const spellings[] = {"2021-10-05T22:01:04Z", "2021-10-05T22:01:04+00:00",
-                                            "2021-10-06T00:01:04+02:00",
-                                            "2021-10-05T20:31:04-0130", "2021-10-05 22:01:04z"};
+                                            "2021-10-06T00:01:04+02:00", "2021-10-05T20:31:04-0130",
+                                            "2021-10-05 22:01:04z"};
     for (size_t i = 0; i < sizeof spellings / sizeof spellings[0]; i++) {
         for (int gen = 0; gen < 2; gen++) {
             char in[256], want[256];
@@ -263,9 +263,9 @@ static void test_reference_other_names(void **state)
     assert_non_null(gn);
     unsigned char *der;
     int len = s_der(gn, &der);
-    static const unsigned char want[] = {0xa0, 0x13, 0x06, 0x02, 0x2a, 0x03, 0xa0, 0x0d, 0x16,
-                                         0x0b, 's',  'o',  'm',  'e',  ' ',  's',  't',  'r',
-                                         'i',  'n',  'g'};
+    static const unsigned char want[] = {0xa0, 0x13, 0x06, 0x02, 0x2a, 0x03, 0xa0,
+                                         0x0d, 0x16, 0x0b, 's',  'o',  'm',  'e',
+                                         ' ',  's',  't',  'r',  'i',  'n',  'g'};
     assert_int_equal(len, sizeof want);
     assert_memory_equal(der, want, sizeof want);
     OPENSSL_free(der);
@@ -418,10 +418,9 @@ static void test_ip_addresses(void **state)
         json_decref(model);
     }
 
-    static const char *const bad[] = {"1.2.3",       "10.0.0.1/8",   "10.0.0.0/33", "01.2.3.4",
-                                      "fe80::1%eth0", "::1/129",     "1.2.3.4/",    "abc",
-                                      "1.2.3.4/a",   "1.2.3.4/0008", "",            "1.2.3.4 ",
-                                      "::g",         "1.2.3.4/-1"};
+    static const char *const bad[] = {
+        "1.2.3", "10.0.0.1/8", "10.0.0.0/33",  "01.2.3.4", "fe80::1%eth0", "::1/129", "1.2.3.4/",
+        "abc",   "1.2.3.4/a",  "1.2.3.4/0008", "",         "1.2.3.4 ",     "::g",     "1.2.3.4/-1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char text[128];
         snprintf(text, sizeof text, "{\"type\": \"IP\", \"value\": \"%s\"}", bad[i]);
@@ -464,16 +463,16 @@ static void test_dns_email_uri_rid(void **state)
                                           "*.*.example.com",
                                           "a.*.example.com",
                                           "..com",
-                                          "0123456789012345678901234567890123456789012345678901234"
-                                          "56789abcd.com"};
+                                          ("0123456789012345678901234567890123456789012345678901234"
+                                           "56789abcd.com")};
     for (size_t i = 0; i < sizeof bad_dns / sizeof bad_dns[0]; i++) {
         char text[256];
         snprintf(text, sizeof text, "{\"type\": \"DNS\", \"value\": \"%s\"}", bad_dns[i]);
         s_gn_fails(text, "invalid_dns_name", "value");
     }
-    static const char *const bad_email[] = {"user",       "@example.com", "user@",
-                                            "user@ex com", "u\\u00e4@example.com",
-                                            "user@.example.com"};
+    static const char *const bad_email[] = {
+        "user",        "@example.com",         "user@",
+        "user@ex com", "u\\u00e4@example.com", "user@.example.com"};
     for (size_t i = 0; i < sizeof bad_email / sizeof bad_email[0]; i++) {
         char text[256];
         snprintf(text, sizeof text, "{\"type\": \"email\", \"value\": \"%s\"}", bad_email[i]);
@@ -557,11 +556,20 @@ static void test_invalid_inputs(void **state)
     static const struct {
         const char *type, *value;
     } mismatches[] = {
-        {"UTF8String", "1"},       {"UNIVERSALSTRING", "true"}, {"IA5STRING", "null"},
-        {"BOOLEAN", "\"TRUE\""},   {"BOOLEAN", "1"},            {"NULL", "\"\""},
-        {"NULL", "false"},         {"UTCTIME", "1633471264"},   {"GENERALIZEDTIME", "null"},
-        {"INTEGER", "1.5"},        {"INTEGER", "true"},         {"INTEGER", "[]"},
-        {"OctetString", "616263"}, {"OctetString", "null"},
+        {"UTF8String", "1"},
+        {"UNIVERSALSTRING", "true"},
+        {"IA5STRING", "null"},
+        {"BOOLEAN", "\"TRUE\""},
+        {"BOOLEAN", "1"},
+        {"NULL", "\"\""},
+        {"NULL", "false"},
+        {"UTCTIME", "1633471264"},
+        {"GENERALIZEDTIME", "null"},
+        {"INTEGER", "1.5"},
+        {"INTEGER", "true"},
+        {"INTEGER", "[]"},
+        {"OctetString", "616263"},
+        {"OctetString", "null"},
     };
     for (size_t i = 0; i < sizeof mismatches / sizeof mismatches[0]; i++) {
         char text[256];
@@ -618,8 +626,10 @@ static void test_invalid_inputs(void **state)
     assert_string_equal(err.field, "[1].value");
     json_decref(list);
     memset(&err, 0, sizeof err);
-    assert_null(cf_general_names_parse(json_object(), &err));
+    json_t *obj = json_object();
+    assert_null(cf_general_names_parse(obj, &err));
     assert_string_equal(err.code, "invalid_type");
+    json_decref(obj);
     list = json_array();
     json_t *empty = cf_general_names_parse(list, &err);
     assert_int_equal(json_array_size(empty), 0);
@@ -782,7 +792,10 @@ static void test_text_form(void **state)
     unsigned char *der = NULL;
     int len = i2d_ASN1_TYPE(value, &der);
     assert_int_equal(len, 13);
-    assert_memory_equal(der, "\x0c\x0b" "example.com", 13);
+    assert_memory_equal(der,
+                        "\x0c\x0b"
+                        "example.com",
+                        13);
     OPENSSL_free(der);
     GENERAL_NAME_free(gn);
     json_decref(model);
@@ -881,7 +894,8 @@ static const char s_subject_model[] =
     " {\"oid\": \"2.5.4.42\", \"value\": \"Given\"}, {\"oid\": \"2.5.4.4\", \"value\": \"Sur\"},"
     " {\"oid\": \"2.5.4.43\", \"value\": \"GS\"}, {\"oid\": \"2.5.4.65\", \"value\": \"pseudo\"},"
     " {\"oid\": \"2.5.4.44\", \"value\": \"III\"}, {\"oid\": \"2.5.4.46\", \"value\": \"dnq\"},"
-    " {\"oid\": \"2.5.4.17\", \"value\": \"1010\"}, {\"oid\": \"2.5.4.9\", \"value\": \"Main Street "
+    " {\"oid\": \"2.5.4.17\", \"value\": \"1010\"}, {\"oid\": \"2.5.4.9\", \"value\": \"Main "
+    "Street "
     "1\"},"
     " {\"oid\": \"2.5.4.15\", \"value\": \"Private Organization\"},"
     " {\"oid\": \"1.3.6.1.4.1.311.60.2.1.3\", \"value\": \"AT\"},"

@@ -194,9 +194,8 @@ static void test_reference_x500_unique_identifier(void **state)
     /* DER: SET { SEQUENCE { OID 2.5.4.45, BIT STRING (0 unused bits) "example.com" } } */
     unsigned char *der = NULL;
     int len = i2d_X509_NAME(name, &der);
-    static const unsigned char tail[] = {0x06, 0x03, 0x55, 0x04, 0x2d, 0x03, 0x0c, 0x00, 'e',
-                                         'x',  'a',  'm',  'p',  'l',  'e',  '.',  'c',  'o',
-                                         'm'};
+    static const unsigned char tail[] = {0x06, 0x03, 0x55, 0x04, 0x2d, 0x03, 0x0c, 0x00, 'e', 'x',
+                                         'a',  'm',  'p',  'l',  'e',  '.',  'c',  'o',  'm'};
     assert_true(len > (int)sizeof tail);
     assert_memory_equal(der + len - sizeof tail, tail, sizeof tail);
     OPENSSL_free(der);
@@ -249,15 +248,16 @@ static void test_reference_duplicates(void **state)
     s_name_fails("[{\"oid\": \"1.2.3.4\", \"value\": \"a\"}, {\"oid\": \"1.2.3.4\", \"value\": "
                  "\"b\"}]",
                  "duplicate_attribute", "[1].oid");
-    s_name_ok("[{\"oid\": \"DC\", \"value\": \"example\"}, {\"oid\": \"DC\", \"value\": \"com\"},"
-              " {\"oid\": \"OU\", \"value\": \"a\"}, {\"oid\": \"OU\", \"value\": \"b\"},"
-              " {\"oid\": \"street\", \"value\": \"a\"}, {\"oid\": \"streetAddress\", \"value\": "
-              "\"b\"}]",
-              "[{\"oid\": \"0.9.2342.19200300.100.1.25\", \"value\": \"example\"},"
-              " {\"oid\": \"0.9.2342.19200300.100.1.25\", \"value\": \"com\"},"
-              " {\"oid\": \"2.5.4.11\", \"value\": \"a\"}, {\"oid\": \"2.5.4.11\", \"value\": "
-              "\"b\"},"
-              " {\"oid\": \"2.5.4.9\", \"value\": \"a\"}, {\"oid\": \"2.5.4.9\", \"value\": \"b\"}]");
+    s_name_ok(
+        "[{\"oid\": \"DC\", \"value\": \"example\"}, {\"oid\": \"DC\", \"value\": \"com\"},"
+        " {\"oid\": \"OU\", \"value\": \"a\"}, {\"oid\": \"OU\", \"value\": \"b\"},"
+        " {\"oid\": \"street\", \"value\": \"a\"}, {\"oid\": \"streetAddress\", \"value\": "
+        "\"b\"}]",
+        "[{\"oid\": \"0.9.2342.19200300.100.1.25\", \"value\": \"example\"},"
+        " {\"oid\": \"0.9.2342.19200300.100.1.25\", \"value\": \"com\"},"
+        " {\"oid\": \"2.5.4.11\", \"value\": \"a\"}, {\"oid\": \"2.5.4.11\", \"value\": "
+        "\"b\"},"
+        " {\"oid\": \"2.5.4.9\", \"value\": \"a\"}, {\"oid\": \"2.5.4.9\", \"value\": \"b\"}]");
 }
 
 /* --- names users type -------------------------------------------------------------------- */
@@ -331,7 +331,8 @@ static void test_short_and_long_names(void **state)
     assert_null(cf_name_short_from_oid("1.2.3.4"));
     assert_null(cf_name_oid_from_short("nosuchname"));
     /* Unknown OIDs in dotted form are fine. */
-    s_attr_ok("{\"oid\": \"1.2.3.4\", \"value\": \"x\"}", "{\"oid\": \"1.2.3.4\", \"value\": \"x\"}");
+    s_attr_ok("{\"oid\": \"1.2.3.4\", \"value\": \"x\"}",
+              "{\"oid\": \"1.2.3.4\", \"value\": \"x\"}");
 }
 
 static void test_oid_is_valid(void **state)
@@ -473,31 +474,31 @@ static void test_string_errors(void **state)
 
 static void test_openssl_round_trips(void **state)
 {
-    json_t *model =
-        s_json("[{\"oid\": \"C\", \"value\": \"AT\"}, {\"oid\": \"ST\", \"value\": \"Vienna\"},"
-               " {\"oid\": \"L\", \"value\": \"Wien\"}, {\"oid\": \"O\", \"value\": \"Org \\u00e4\"},"
-               " {\"oid\": \"OU\", \"value\": \"a\"}, {\"oid\": \"OU\", \"value\": \"b\"},"
-               " {\"oid\": \"CN\", \"value\": \"example.com\"},"
-               " {\"oid\": \"emailAddress\", \"value\": \"a@example.com\"},"
-               " {\"oid\": \"DC\", \"value\": \"example\"}, {\"oid\": \"serialNumber\", "
-               "\"value\": \"1234\"},"
-               " {\"oid\": \"street\", \"value\": \"Main 1\"}, {\"oid\": \"title\", \"value\": "
-               "\"Dr\"},"
-               " {\"oid\": \"givenName\", \"value\": \"G\"}, {\"oid\": \"surname\", \"value\": "
-               "\"S\"},"
-               " {\"oid\": \"initials\", \"value\": \"GS\"}, {\"oid\": \"pseudonym\", \"value\": "
-               "\"p\"},"
-               " {\"oid\": \"generationQualifier\", \"value\": \"III\"},"
-               " {\"oid\": \"dnQualifier\", \"value\": \"q\"}, {\"oid\": \"postalCode\", "
-               "\"value\": \"1010\"},"
-               " {\"oid\": \"businessCategory\", \"value\": \"Private Organization\"},"
-               " {\"oid\": \"jurisdictionC\", \"value\": \"AT\"}, {\"oid\": \"jurisdictionST\", "
-               "\"value\": \"W\"},"
-               " {\"oid\": \"jurisdictionL\", \"value\": \"W\"}, {\"oid\": \"uid\", \"value\": "
-               "\"u1\"},"
-               " {\"oid\": \"x500UniqueIdentifier\", \"value\": \"AAE=\"},"
-               " {\"oid\": \"organizationIdentifier\", \"value\": \"VATAT-1\"},"
-               " {\"oid\": \"1.2.3.4\", \"value\": \"\\u2603\"}]");
+    json_t *model = s_json(
+        "[{\"oid\": \"C\", \"value\": \"AT\"}, {\"oid\": \"ST\", \"value\": \"Vienna\"},"
+        " {\"oid\": \"L\", \"value\": \"Wien\"}, {\"oid\": \"O\", \"value\": \"Org \\u00e4\"},"
+        " {\"oid\": \"OU\", \"value\": \"a\"}, {\"oid\": \"OU\", \"value\": \"b\"},"
+        " {\"oid\": \"CN\", \"value\": \"example.com\"},"
+        " {\"oid\": \"emailAddress\", \"value\": \"a@example.com\"},"
+        " {\"oid\": \"DC\", \"value\": \"example\"}, {\"oid\": \"serialNumber\", "
+        "\"value\": \"1234\"},"
+        " {\"oid\": \"street\", \"value\": \"Main 1\"}, {\"oid\": \"title\", \"value\": "
+        "\"Dr\"},"
+        " {\"oid\": \"givenName\", \"value\": \"G\"}, {\"oid\": \"surname\", \"value\": "
+        "\"S\"},"
+        " {\"oid\": \"initials\", \"value\": \"GS\"}, {\"oid\": \"pseudonym\", \"value\": "
+        "\"p\"},"
+        " {\"oid\": \"generationQualifier\", \"value\": \"III\"},"
+        " {\"oid\": \"dnQualifier\", \"value\": \"q\"}, {\"oid\": \"postalCode\", "
+        "\"value\": \"1010\"},"
+        " {\"oid\": \"businessCategory\", \"value\": \"Private Organization\"},"
+        " {\"oid\": \"jurisdictionC\", \"value\": \"AT\"}, {\"oid\": \"jurisdictionST\", "
+        "\"value\": \"W\"},"
+        " {\"oid\": \"jurisdictionL\", \"value\": \"W\"}, {\"oid\": \"uid\", \"value\": "
+        "\"u1\"},"
+        " {\"oid\": \"x500UniqueIdentifier\", \"value\": \"AAE=\"},"
+        " {\"oid\": \"organizationIdentifier\", \"value\": \"VATAT-1\"},"
+        " {\"oid\": \"1.2.3.4\", \"value\": \"\\u2603\"}]");
     cf_error_t err = {0};
     json_t *norm = cf_name_parse(model, &err);
     assert_non_null(norm);
@@ -508,9 +509,10 @@ static void test_openssl_round_trips(void **state)
     X509_NAME *name = cf_name_to_openssl(norm, &err);
     static const struct {
         int index, type;
-    } types[] = {{0, V_ASN1_PRINTABLESTRING}, {1, V_ASN1_UTF8STRING},  {7, V_ASN1_IA5STRING},
-                 {8, V_ASN1_IA5STRING},       {9, V_ASN1_PRINTABLESTRING}, {17, V_ASN1_PRINTABLESTRING},
-                 {20, V_ASN1_PRINTABLESTRING}, {24, V_ASN1_BIT_STRING}, {26, V_ASN1_UTF8STRING}};
+    } types[] = {
+        {0, V_ASN1_PRINTABLESTRING},  {1, V_ASN1_UTF8STRING},      {7, V_ASN1_IA5STRING},
+        {8, V_ASN1_IA5STRING},        {9, V_ASN1_PRINTABLESTRING}, {17, V_ASN1_PRINTABLESTRING},
+        {20, V_ASN1_PRINTABLESTRING}, {24, V_ASN1_BIT_STRING},     {26, V_ASN1_UTF8STRING}};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         assert_int_equal(
             ASN1_STRING_type(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, types[i].index))),
@@ -533,8 +535,8 @@ static void test_from_openssl(void **state)
     X509_NAME *name = X509_NAME_new();
     X509_NAME_add_entry_by_txt(name, "CN", V_ASN1_T61STRING, (const unsigned char *)"caf\xe9", 4,
                                -1, 0);
-    X509_NAME_add_entry_by_txt(name, "CN", V_ASN1_BMPSTRING,
-                               (const unsigned char *)"\x00h\x00i", 4, -1, 0);
+    X509_NAME_add_entry_by_txt(name, "CN", V_ASN1_BMPSTRING, (const unsigned char *)"\x00h\x00i", 4,
+                               -1, 0);
     X509_NAME_add_entry_by_txt(name, "C", V_ASN1_PRINTABLESTRING, (const unsigned char *)"AUT", 3,
                                -1, 0);
     cf_error_t err = {0};
@@ -610,8 +612,7 @@ static void test_invalid_inputs(void **state)
     s_name_fails("[{\"oid\": \"CN\", \"value\": \"\"}]", "invalid_value", "[0].value");
     s_name_fails("[{\"oid\": \"CN\", \"value\": \"a\\u0000b\"}]", "invalid_value", "[0].value");
     /* Character sets of PrintableString and IA5String attributes. */
-    s_name_fails("[{\"oid\": \"serialNumber\", \"value\": \"a_b\"}]", "invalid_value",
-                 "[0].value");
+    s_name_fails("[{\"oid\": \"serialNumber\", \"value\": \"a_b\"}]", "invalid_value", "[0].value");
     s_name_fails("[{\"oid\": \"C\", \"value\": \"\\u00c4T\"}]", "invalid_value", "[0].value");
     s_name_fails("[{\"oid\": \"emailAddress\", \"value\": \"\\u00e4@example.com\"}]",
                  "invalid_value", "[0].value");
