@@ -98,7 +98,25 @@ cf_pg_t *cf_pg_new(const char *conninfo)
 
 cf_pg_t *cf_pg_new_from_config(cf_config_t *cfg)
 {
-    return cf_pg_new(cf_config_get(cfg, "postgres", "dsn", "host=127.0.0.1 dbname=certfleet"));
+    const char *dsn = cf_config_get(cfg, "postgres", "dsn", "host=127.0.0.1 dbname=certfleet");
+    if (strstr(dsn, "options") || strstr(dsn, "://"))
+        return cf_pg_new(dsn);
+    /* A worker that stalls inside a transaction (stopped, swapped out, partitioned) holds row
+     * and index locks that block every other worker touching the same job ids: the server
+     * ends such a session, and nobody waits for a lock longer than lock_timeout. */
+    char *full = NULL;
+    long long lock = (long long)cf_config_get_int(cfg, "postgres", "lock_timeout_ms", 5000);
+    long long idle =
+        (long long)cf_config_get_int(cfg, "postgres", "idle_in_transaction_timeout_ms", 15000);
+    long long stmt = (long long)cf_config_get_int(cfg, "postgres", "statement_timeout_ms", 60000);
+    if (asprintf(&full,
+                 "%s options='-c lock_timeout=%lld -c idle_in_transaction_session_timeout=%lld "
+                 "-c statement_timeout=%lld'",
+                 dsn, lock, idle, stmt) < 0)
+        return NULL;
+    cf_pg_t *self = cf_pg_new(full);
+    free(full);
+    return self;
 }
 
 static void s_disconnect(cf_pg_t *self)

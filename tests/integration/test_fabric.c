@@ -41,7 +41,8 @@ static void s_write_config(s_fleet_t *f, int queue_max)
     fprintf(out,
             "[broker]\nendpoint = %s\nheartbeat_ms = 200\nliveness = 3\nqueue_max = %d\n"
             "[worker]\ncredit = 32\nbatch_max = 32\njob_lock_ttl_ms = 2000\n"
-            "[postgres]\ndsn = %s\n[redis]\nhost = %s\nport = %d\n[log]\nlevel = info\n",
+            "[postgres]\ndsn = %s\nlock_timeout_ms = 1000\nidle_in_transaction_timeout_ms = "
+            "3000\n[redis]\nhost = %s\nport = %d\n[log]\nlevel = info\n",
             f->endpoint, queue_max, f->conninfo, host, rport);
     fclose(out);
 }
