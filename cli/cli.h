@@ -3,9 +3,12 @@
 #ifndef CF_CLI_H
 #define CF_CLI_H
 
+#include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "cf_config.h"
+#include "cf_job.h"
 
 typedef struct {
     cf_config_t *config; /* the loaded config (borrowed) */
@@ -17,9 +20,38 @@ int cf_cmd_db(cf_cli_t *cli, int argc, char **argv);
 int cf_cmd_status(cf_cli_t *cli, int argc, char **argv);
 int cf_cmd_job(cf_cli_t *cli, int argc, char **argv);
 int cf_cmd_x509(cf_cli_t *cli, int argc, char **argv);
+int cf_cmd_ca(cf_cli_t *cli, int argc, char **argv);
+int cf_cmd_cert(cf_cli_t *cli, int argc, char **argv);
 
 /* Print an error line "certfleet: ..." to stderr and return 1 (or 2 for usage). */
 int cf_cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cf_cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Print "certfleet: ..." for a command line that cannot work and return 2. */
+int cf_cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* After getopt_long returned C (':' a value is missing, '?' an unknown option): say which
+ * option of ARGV, point to `certfleet NOUN help` and return 2. */
+int cf_cli_option_error(int c, char **argv, const char *noun);
+/* The first line of the file PATH, without its line end (caller frees with cf_cli_free_secret);
+ * NULL after printing why. */
+char *cf_cli_read_password(const char *path);
+/* Wipe and free a secret string. */
+void cf_cli_free_secret(char *secret);
+
+/* Print DOC as one indented JSON document on standard output. */
+void cf_cli_print_json(const json_t *doc);
+/* Parse TEXT, the value of option OPT, as an integer in MIN..MAX into *OUT; 0, or -1 after
+ * printing why. */
+int cf_cli_parse_int(const char *opt, const char *text, long long min, long long max,
+                     long long *out);
+
+/* Send one job (PARAMS: a packed msgpack map, or NULL) through the broker and wait for its
+ * reply (caller owns; NULL when the broker cannot be reached, after printing why). While it
+ * waits, the elapsed time is shown on standard error when that is a terminal. ATTEMPTS > 0
+ * raises [client] attempts for jobs that may run long (CA key generation). */
+cf_reply_t *cf_cli_call(cf_cli_t *cli, const char *type, const void *params, size_t len,
+                        int attempts);
+/* Print an error reply as one line "certfleet: TYPE: message (code, field)"; returns 1. */
+int cf_cli_fail_reply(const char *type, const cf_reply_t *reply);
 
 #endif

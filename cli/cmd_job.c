@@ -1,13 +1,69 @@
 /* certfleet job submit FILE.json: any job written as JSON, sent as MessagePack, the reply
  * printed as JSON. The file holds {"type": "...", "params": {...}} and optionally "id" (32 hex
  * digits; random when absent) and "deadline_ms" (absolute Unix ms). "-" reads stdin. */
+#include <czmq.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cf_client.h"
 #include "cf_job.h"
 #include "cf_msgpack.h"
+#include "cf_proto.h"
 #include "cli.h"
+
+cf_reply_t *cf_cli_call(cf_cli_t *cli, const char *type, const void *params, size_t len,
+                        int attempts)
+{
+    const char *endpoint =
+        cf_config_get(cli->config, "broker", "endpoint", CF_PROTO_ENDPOINT_DEFAULT);
+    cf_client_t *client = cf_client_new_from_config(cli->config);
+    if (!client) {
+        cf_cli_fail("could not connect to the broker at \"%s\"", endpoint);
+        return NULL;
+    }
+    if (attempts > cf_config_get_int(cli->config, "client", "attempts", 10))
+        cf_client_set_attempts(client, attempts);
+    uint8_t id[CF_JOB_ID_SIZE];
+    if (cf_client_send(client, NULL, type, params, len, 0, id) != 0) {
+        cf_cli_fail("could not send the job to the broker at \"%s\"", endpoint);
+        cf_client_destroy(&client);
+        return NULL;
+    }
+    /* Wait in short steps so that a terminal sees the time pass (key generation and a busy
+     * signer can take seconds); scripts reading standard error see nothing extra. */
+    bool tty = isatty(STDERR_FILENO);
+    uint64_t start = cf_mono_ms(), shown = 0;
+    cf_reply_t *reply = NULL;
+    while (!reply && cf_client_pending(client) > 0 && !zsys_interrupted) {
+        reply = cf_client_recv(client, 250);
+        uint64_t seconds = (cf_mono_ms() - start) / 1000;
+        if (!reply && tty && seconds > shown) {
+            fprintf(stderr, "\r%s: waiting for the reply ... %llus ", type,
+                    (unsigned long long)seconds);
+            shown = seconds;
+        }
+    }
+    if (shown > 0)
+        fputs("\r\033[K", stderr);
+    if (!reply) {
+        cf_error_t err;
+        cf_error_set(&err, "interrupted", "", "interrupted while waiting for the reply");
+        reply = cf_reply_new_error(id, &err);
+    }
+    cf_client_destroy(&client);
+    return reply;
+}
+
+int cf_cli_fail_reply(const char *type, const cf_reply_t *reply)
+{
+    const cf_error_t *e = cf_reply_error(reply);
+    if (!e)
+        return cf_cli_fail("%s: the reply holds no error", type);
+    if (e->field[0])
+        return cf_cli_fail("%s: %s (%s, %s)", type, e->message, e->code, e->field);
+    return cf_cli_fail("%s: %s (%s)", type, e->message, e->code);
+}
 
 static int s_hex_id(const char *hex, uint8_t id[CF_JOB_ID_SIZE])
 {

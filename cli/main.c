@@ -1,6 +1,10 @@
 /* certfleet: parse the global flags, load the config, dispatch to the noun's command. */
+#include <errno.h>
+#include <getopt.h>
+#include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cf_log.h"
@@ -19,6 +23,9 @@ static const s_command_t s_commands[] = {
     {"job", cf_cmd_job,
      "job submit FILE.json        send any job written as JSON, print the reply"},
     {"x509", cf_cmd_x509, "x509 show FILE              a certificate, CSR or CRL (PEM or DER)"},
+    {"ca", cf_cmd_ca,
+     "ca VERB ...                 certificate authorities: init list view dump edit"},
+    {"cert", cf_cmd_cert, "cert VERB ...               certificates: sign list view dump"},
     {NULL, NULL, NULL},
 };
 
@@ -42,6 +49,76 @@ int cf_cli_usage(const char *fmt, ...)
     fputc('\n', stderr);
     va_end(ap);
     return 2;
+}
+
+int cf_cli_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("certfleet: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 2;
+}
+
+int cf_cli_option_error(int c, char **argv, const char *noun)
+{
+    const char *opt = optind > 0 ? argv[optind - 1] : "?";
+    if (c == ':')
+        return cf_cli_usage_error("option \"%s\" needs a value (see certfleet %s help)", opt, noun);
+    if (optopt && optopt != '?' && strncmp(opt, "--", 2) != 0)
+        return cf_cli_usage_error("unknown option \"-%c\" (see certfleet %s help)", optopt, noun);
+    return cf_cli_usage_error("unknown option \"%s\" (see certfleet %s help)", opt, noun);
+}
+
+char *cf_cli_read_password(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        cf_cli_fail("could not read password file \"%s\": %m", path);
+        return NULL;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n = getline(&line, &cap, f);
+    fclose(f);
+    if (n < 0) {
+        free(line);
+        cf_cli_fail("password file \"%s\" is empty", path);
+        return NULL;
+    }
+    line[strcspn(line, "\r\n")] = '\0';
+    return line;
+}
+
+void cf_cli_free_secret(char *secret)
+{
+    if (secret)
+        OPENSSL_cleanse(secret, strlen(secret));
+    free(secret);
+}
+
+void cf_cli_print_json(const json_t *doc)
+{
+    char *text = json_dumps(doc, JSON_INDENT(2));
+    puts(text ? text : "null");
+    free(text);
+}
+
+int cf_cli_parse_int(const char *opt, const char *text, long long min, long long max,
+                     long long *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || v < min || v > max) {
+        cf_cli_usage_error("option \"%s\" needs an integer from %lld to %lld, not \"%s\"", opt, min,
+                           max, text);
+        return -1;
+    }
+    *out = v;
+    return 0;
 }
 
 static void s_help(FILE *out)

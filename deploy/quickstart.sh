@@ -56,8 +56,35 @@ handed it to a worker that serves sys.echo; the worker took a Redis lock on the 
 recorded the job and its reply in PostgreSQL (table job_results) in one transaction, and
 answered. Sending the same job id again returns the stored reply without running it twice.
 
+TXT
+
+say "a certificate authority: a root, an intermediate below it, and a server certificate"
+demo=.run/demo
+mkdir -p "$demo"
+# Idempotent: a second run reuses the CAs of the first.
+if ! $cf ca view demo-root >/dev/null 2>&1; then
+  $cf ca init demo-root "CN=certfleet demo root,O=certfleet" --key-type EC --path-length 1
+fi
+if ! $cf ca view demo-intermediate >/dev/null 2>&1; then
+  $cf ca init demo-intermediate "CN=certfleet demo intermediate,O=certfleet" --parent demo-root \
+    --key-type EC --path-length 0
+fi
+$cf ca list
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$demo/server.key" \
+  -subj "/CN=server.example.test" -out "$demo/server.csr" 2>/dev/null
+$cf cert sign --ca demo-intermediate --csr "$demo/server.csr" --profile webserver --out "$demo/server.pem"
+$cf ca dump demo-root -o "$demo/root.pem"
+$cf ca dump demo-intermediate -o "$demo/intermediate.pem"
+say "openssl verify -x509_strict accepts the server certificate"
+openssl verify -x509_strict -CAfile "$demo/root.pem" -untrusted "$demo/intermediate.pem" "$demo/server.pem"
+$cf x509 show "$demo/server.pem" | sed 's/^/    /'
+
+cat <<TXT
+
+The server certificate, its key and the CA certificates are in $demo/.
 The fleet keeps running. Next:
   eval "\$(deploy/local.sh env)"   point the certfleet command at this fleet
+  build/bin/certfleet ca list      the CAs; ca view NAME, cert list, cert sign --ca NAME --csr FILE
   build/bin/certfleet status       workers, credit and queues
   deploy/local.sh status           the processes and their pids (logs in .run/log/)
   deploy/local.sh down             stop everything

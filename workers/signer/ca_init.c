@@ -112,15 +112,20 @@ int signer_ca_init(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer *r
         cf_params_str(params, "algorithm", false, NULL, &algorithm, err) ||
         cf_params_str(params, "parent", false, NULL, &parent_name, err) ||
         cf_params_str(params, "parent_password", false, NULL, &parent_password, err) ||
-        cf_params_int(params, "path_length", -1, 0, 1000, &path_length, err) ||
-        cf_key_params_from_json(&kp, ctx->config, params, err))
+        cf_params_int(params, "path_length", -1, 0, 1000, &path_length, err))
         goto out;
+    if (cf_key_params_from_json(&kp, ctx->config, params, err) != 0) {
+        cf_error_prefix_field(err, "params"); /* its fields are the keys: "key_type" */
+        goto out;
+    }
     if (!s_valid_name(name)) {
         cf_error_set(err, "invalid_value", "params.name",
                      "a CA name has 1 to 64 letters, digits, '.', '_' or '-', starting with a "
                      "letter or digit");
         goto out;
     }
+    if (signer_ca_options_check(params, err) != 0)
+        goto out;
     if ((rc = signer_ca_name_free(ctx, name, err)) != 0)
         goto out;
     rc = -1;
@@ -292,8 +297,11 @@ int signer_ca_init(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer *r
     free(serial);
     if (cf_keystore_store(signer_keystore(ctx), backend, key_id, key, password, &options, err) !=
         0) {
+        /* The keystore names its own argument ("password", "key_backend"), or none. */
         if (!err->field[0])
             snprintf(err->field, sizeof err->field, "params.key_backend");
+        else
+            cf_error_prefix_field(err, "params");
         goto out;
     }
     json_object_set_new(params, "_nb", json_integer(now));

@@ -96,6 +96,8 @@ int signer_ca_import(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer 
         cf_params_str(params, "parent", false, NULL, &parent_name, err) ||
         cf_params_str(params, "default_hostname", false, NULL, &host, err))
         goto out;
+    if (signer_ca_options_check(params, err) != 0)
+        goto out;
     if ((rc = signer_ca_name_free(ctx, name, err)) != 0)
         goto out;
     rc = -1;

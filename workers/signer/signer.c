@@ -6,6 +6,7 @@
 
 #include <czmq.h>
 
+#include "cf_params.h"
 #include "cf_profile.h"
 #include "cf_x509_ext.h"
 
@@ -295,4 +296,26 @@ void signer_state_destroy(signer_t *state)
     cf_keystore_destroy(&state->keystore);
     zhashx_destroy((zhashx_t **)&state->cas);
     zhashx_destroy((zhashx_t **)&state->profiles);
+}
+
+int signer_ca_options_check(const json_t *params, cf_error_t *err)
+{
+    int64_t n;
+    bool b;
+    const char *str;
+    static const char *const bools[] = {"acme_enabled", "acme_registration",
+                                        "acme_requires_contact", "api_enabled", NULL};
+    static const char *const strs[] = {"caa", "website", "terms_of_service", "acme_profile", NULL};
+    for (const char *const *k = bools; *k; k++)
+        if (cf_params_bool(params, *k, false, &b, err) != 0)
+            return -1;
+    for (const char *const *k = strs; *k; k++)
+        if (cf_params_str(params, *k, false, NULL, &str, err) != 0)
+            return -1;
+    /* The same bounds as the table's CHECKs: refused here, before a key is made. */
+    if (cf_params_int(params, "ocsp_responder_key_validity", 3, 1, 3650, &n, err) ||
+        cf_params_int(params, "ocsp_response_validity", 86400, 600, 86400 * 30, &n, err) ||
+        cf_params_int(params, "crl_shards", 1, 1, 4096, &n, err))
+        return -1;
+    return 0;
 }

@@ -51,6 +51,9 @@ int signer_ca_insert(cf_handler_ctx_t *ctx, const json_t *params, const char *na
  * before a key is made or stored, so that a taken name leaves no key behind. */
 int signer_ca_name_free(cf_handler_ctx_t *ctx, const char *name, cf_error_t *err);
 
+/* Check the optional CA settings of ca.init / ca.import params (types and bounds). 0 or -1. */
+int signer_ca_options_check(const json_t *params, cf_error_t *err);
+
 int signer_ca_init(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer *result,
                    cf_error_t *err);
 int signer_ca_import(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer *result,

@@ -1,0 +1,244 @@
+#!/usr/bin/env bash
+# interop.cli_ca: the certfleet ca and cert commands against a real fleet (broker and signer on
+# loopback, a fresh PostgreSQL database, the test Redis), checked with openssl: a root and an
+# intermediate CA made with `ca init`, a CSR from `openssl req` signed with `cert sign` and
+# accepted by `openssl verify -x509_strict`; list, view, dump and edit; --json; errors.
+# Needs CERTFLEET_TEST_PG (an admin conninfo) and CERTFLEET_TEST_REDIS (127.0.0.1:PORT), else
+# exits 77 (skipped); CF_BIN_DIR and CF_SOURCE_DIR come from ctest.
+set -euo pipefail
+
+if [ -z "${CERTFLEET_TEST_PG:-}" ] || [ -z "${CERTFLEET_TEST_REDIS:-}" ]; then
+  echo "skipped: CERTFLEET_TEST_PG and CERTFLEET_TEST_REDIS are not set" >&2
+  exit 77
+fi
+for tool in psql openssl python3; do
+  command -v "$tool" >/dev/null || { echo "skipped: $tool is not installed" >&2; exit 77; }
+done
+: "${CF_BIN_DIR:?CF_BIN_DIR is not set}" "${CF_SOURCE_DIR:?CF_SOURCE_DIR is not set}"
+
+work=$(mktemp -d)
+db="cf_cli_ca_$$_$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')"
+pids=()
+db_made=0
+
+cleanup() {
+  local rc=$?
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [ $db_made = 1 ]; then
+    psql "$CERTFLEET_TEST_PG" -qXc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
+  fi
+  if [ $rc -ne 0 ]; then
+    for log in "$work"/*.log; do
+      [ -f "$log" ] && { echo "--- $(basename "$log")"; tail -n 20 "$log"; }
+    done
+  fi
+  rm -rf "$work"
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+cf() { "$CF_BIN_DIR/certfleet" --config "$work/certfleet.conf" "$@"; }
+# has TEXT NEEDLE WHAT: TEXT contains NEEDLE.
+has() { grep -qF -- "$2" <<<"$1" || fail "$3: output lacks \"$2\""; }
+# json WHAT < DOC: DOC is one JSON document.
+json() { python3 -m json.tool >/dev/null || fail "$1: output is not JSON"; }
+# pyjson EXPR WHAT < DOC: the Python expression EXPR over the parsed document d is true.
+pyjson() {
+  python3 -c "import json, sys; d = json.load(sys.stdin); sys.exit(0 if ($1) else 1)" ||
+    fail "$2: JSON does not satisfy $1"
+}
+# expect_fail CODE PATTERN ARGS...: certfleet ARGS exits CODE with one error line matching PATTERN.
+expect_fail() {
+  local code=$1 pattern=$2 rc=0
+  shift 2
+  cf "$@" >"$work/out" 2>"$work/err" || rc=$?
+  [ $rc -eq "$code" ] || fail "certfleet $*: exit $rc, expected $code: $(cat "$work/err")"
+  grep -q -- "$pattern" "$work/err" || fail "certfleet $*: \"$(cat "$work/err")\" lacks \"$pattern\""
+  [ "$(wc -l <"$work/err")" -eq 1 ] || fail "certfleet $*: the error is not one line"
+  [ ! -s "$work/out" ] || fail "certfleet $*: printed to standard output on error"
+}
+pem_count() { grep -c -- "-----BEGIN CERTIFICATE-----" "$1"; }
+
+# --- a fleet of our own -------------------------------------------------------------------
+psql "$CERTFLEET_TEST_PG" -qXc "CREATE DATABASE \"$db\"" >/dev/null
+db_made=1
+dsn="$(sed -E 's/(^|[[:space:]])dbname=[^[:space:]]*//' <<<"$CERTFLEET_TEST_PG") dbname=$db"
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -m 700 "$work/keys"
+cat >"$work/certfleet.conf" <<EOF
+[broker]
+endpoint = tcp://127.0.0.1:$port
+[postgres]
+dsn = $dsn
+migrations_dir = $CF_SOURCE_DIR/schemas/sql
+[redis]
+host = ${CERTFLEET_TEST_REDIS%:*}
+port = ${CERTFLEET_TEST_REDIS##*:}
+[keys]
+storages_dir = $work/keys
+[ca]
+default_hostname = ca.example.test:8080
+profiles_dir = $CF_SOURCE_DIR/schemas/profiles
+[signer]
+cache_ms = 0
+[log]
+level = warn
+EOF
+
+cf db migrate >/dev/null
+"$CF_BIN_DIR/certfleet-broker" --config "$work/certfleet.conf" >"$work/broker.log" 2>&1 &
+pids+=($!)
+"$CF_BIN_DIR/certfleet-signer" --config "$work/certfleet.conf" >"$work/signer.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do
+  if cf status 2>/dev/null | grep -q '^cert\.issue  *1 '; then break; fi
+  sleep 0.2
+done
+cf status | grep -q '^cert\.issue  *1 ' || fail "the signer did not come up"
+
+cd "$work"
+
+# --- ca init ------------------------------------------------------------------------------
+out=$(cf ca init itroot "CN=Interop Root,O=certfleet" --key-type EC --elliptic-curve secp384r1 \
+  --path-length 1 --website https://ca.example.test)
+has "$out" 'Created certificate authority "itroot"' "ca init itroot"
+printf 'inter secret\n' >pw
+out=$(cf ca init itinter "/O=certfleet/CN=Interop Intermediate" --parent itroot --key-type EC \
+  --expires 365 --password-file pw \
+  --sign-extension '{"type": "issuer_alternative_name", "value": [{"type": "URI", "value": "https://ca.example.test/"}]}')
+has "$out" 'Created certificate authority "itinter"' "ca init itinter"
+cf --json ca init ited "CN=Interop Ed25519" --key-type Ed25519 --no-default-hostname >ited.json
+json "ca init --json" <ited.json
+pyjson 'd["name"] == "ited" and len(d["serial"]) > 0 and d["expires"] > 0' "ca init --json" <ited.json
+
+# --- cert sign ----------------------------------------------------------------------------
+openssl req -new -newkey rsa:2048 -nodes -keyout leaf.key -subj "/CN=leaf.example.test" \
+  -out leaf.csr 2>/dev/null
+openssl req -in leaf.csr -outform DER -out leaf.der.csr
+expect_fail 1 "password" cert sign --ca itinter --csr leaf.csr
+cf cert sign --ca itinter --csr leaf.csr --password 'inter secret' -o leaf.pem 2>serial.txt
+serial=$(tr -d '\n' <serial.txt)
+[[ $serial =~ ^[0-9A-F]+$ ]] || fail "cert sign: \"$serial\" on standard error is not a serial"
+cf ca dump itroot -o root.pem
+cf ca dump itinter >inter.pem
+openssl verify -x509_strict -CAfile root.pem -untrusted inter.pem leaf.pem >/dev/null ||
+  fail "openssl verify refused the certificate from a PEM CSR"
+[ "$(openssl x509 -in leaf.pem -noout -serial)" = "serial=$serial" ] || fail "serial differs"
+openssl x509 -in leaf.pem -noout -ext issuerAltName | grep -q "https://ca.example.test/" ||
+  fail "cert sign: the CA's sign extension is missing"
+
+cf cert sign --ca itinter --csr leaf.der.csr --password 'inter secret' --bundle --profile server \
+  --expires 30 --no-ocsp-url >bundle.pem 2>/dev/null
+[ "$(pem_count bundle.pem)" = 3 ] || fail "cert sign --bundle: not 3 certificates"
+openssl verify -x509_strict -CAfile root.pem -untrusted bundle.pem bundle.pem >/dev/null ||
+  fail "openssl verify refused the certificate from a DER CSR"
+openssl x509 -in bundle.pem -noout -text | grep -q "OCSP - URI" &&
+  fail "cert sign --no-ocsp-url: the OCSP URL is there"
+cf cert sign --ca itinter --csr leaf.csr --password 'inter secret' --format DER -o leaf.der 2>/dev/null
+openssl x509 -inform DER -in leaf.der -noout || fail "cert sign --format DER: not DER"
+cf --json cert sign --ca itinter --csr leaf.csr --password 'inter secret' >sign.json
+json "cert sign --json" <sign.json
+pyjson 'd["ca"] == "itinter" and len(d["chain"]) == 2 and d["der"]' "cert sign --json" <sign.json
+
+# --- ca list, view, dump ------------------------------------------------------------------
+out=$(cf ca list)
+has "$out" "itroot" "ca list"
+has "$out" "└─ itinter" "ca list (tree)"
+has "$out" "Interop Intermediate" "ca list"
+cf --json ca list >list.json
+json "ca list --json" <list.json
+pyjson '{c["name"]: c["parent"] for c in d} == {"itroot": None, "itinter": "itroot", "ited": None}' \
+  "ca list --json" <list.json
+
+out=$(cf ca view itinter)
+has "$out" 'Certificate authority "itinter"' "ca view"
+has "$out" "itroot" "ca view (parent)"
+has "$out" "Max path length:         0" "ca view"
+has "$out" "Usable:                  yes" "ca view"
+has "$out" "Public key (JWK):        {\"kty\":\"EC\"" "ca view"
+has "$out" "SHA-256 fingerprint:" "ca view"
+has "$out" "-----BEGIN CERTIFICATE-----" "ca view"
+cf --json ca view itinter >view.json
+json "ca view --json" <view.json
+pyjson 'd["name"] == "itinter" and d["parent"] == "itroot" and len(d["bundle"]) == 2 and
+  d["max_path_length"] == 0 and not d["allows_intermediate_ca"] and d["usable"] and
+  d["public_key_jwk"]["kty"] == "EC" and d["fingerprints"]["sha256"]' "ca view --json" <view.json
+
+cf ca dump itinter --bundle -o chain.pem
+[ "$(pem_count chain.pem)" = 2 ] || fail "ca dump --bundle: not 2 certificates"
+[ "$(openssl x509 -in chain.pem -noout -subject)" = "$(openssl x509 -in root.pem -noout -subject)" ] ||
+  fail "ca dump --bundle: the root does not come first"
+cf ca dump itroot --format der -o root.der
+openssl x509 -inform DER -in root.der -noout || fail "ca dump --format DER: not DER"
+cf --json ca dump itinter --bundle | pyjson 'len(d["certificates"]) == 2' "ca dump --json"
+
+# --- cert list, view, dump ----------------------------------------------------------------
+colons=$(sed 's/../&:/g; s/:$//' <<<"$serial")
+lower=$(tr 'A-F' 'a-f' <<<"$colons")
+out=$(cf cert list)
+has "$out" "$colons" "cert list"
+has "$out" "leaf.example.test" "cert list"
+out=$(cf cert list --ca itroot)
+grep -qF "$colons" <<<"$out" && fail "cert list --ca itroot shows a certificate of itinter"
+cf --json cert list --ca itinter --expired --revoked >certs.json
+json "cert list --json" <certs.json
+pyjson "len(d) == 4 and \"$serial\" in [c['serial'] for c in d] and
+  all(c['status'] == 'valid' and c['ca'] == 'itinter' for c in d)" "cert list --json" <certs.json
+
+out=$(cf cert view "$lower")
+has "$out" "leaf.example.test" "cert view"
+has "$out" "$colons" "cert view"
+has "$out" "itinter" "cert view"
+cf --json cert view "$serial" --ca itinter >cert.json
+json "cert view --json" <cert.json
+pyjson "d['serial'] == '$serial' and d['ca'] == 'itinter' and d['status'] == 'valid' and
+  d['csr'].startswith('-----BEGIN CERTIFICATE REQUEST-----')" "cert view --json" <cert.json
+
+cf cert dump "$lower" --bundle -o dumped.pem
+[ "$(pem_count dumped.pem)" = 3 ] || fail "cert dump --bundle: not 3 certificates"
+openssl verify -x509_strict -CAfile root.pem -untrusted dumped.pem dumped.pem >/dev/null ||
+  fail "openssl verify refused the dumped bundle"
+cf cert dump "$serial" --format DER -o dumped.der
+[ "$(openssl x509 -inform DER -in dumped.der -noout -serial)" = "serial=$serial" ] ||
+  fail "cert dump --format DER: wrong certificate"
+cf --json cert dump "$serial" | pyjson 'len(d["certificates"]) == 1' "cert dump --json"
+
+# --- ca edit ------------------------------------------------------------------------------
+out=$(cf ca edit itinter --disable --caa ca.example.test)
+has "$out" "yes -> no" "ca edit --disable"
+has "$out" "ca.example.test" "ca edit --caa"
+expect_fail 1 "disabled" cert sign --ca itinter --csr leaf.csr --password 'inter secret'
+cf --json ca edit itinter --enable | pyjson 'd["changed"]["enabled"]["new"] is True' "ca edit --json"
+cf cert sign --ca itinter --csr leaf.csr --password 'inter secret' -o again.pem 2>/dev/null
+out=$(cf ca edit itinter --enable)
+has "$out" "nothing changed" "ca edit (no change)"
+
+# --- errors -------------------------------------------------------------------------------
+echo "not a CSR" >bad.csr
+expect_fail 1 'certificate authority "nope" does not exist' cert sign --ca nope --csr leaf.csr
+expect_fail 1 "holds no certificate signing request" cert sign --ca itinter --csr bad.csr
+expect_fail 1 "holds no certificate signing request" cert sign --ca itinter --csr root.pem
+expect_fail 1 "could not read" cert sign --ca itinter --csr "$work/missing.csr"
+expect_fail 1 "is not JSON" cert sign --ca itinter --csr leaf.csr --extension '{bad'
+expect_fail 1 "unknown extension" cert sign --ca itinter --csr leaf.csr --extension '{"type": "x"}'
+expect_fail 2 "usage" cert sign --ca itinter
+expect_fail 2 "unknown option" cert sign --ca itinter --csr leaf.csr --frobnicate
+expect_fail 2 "PEM or DER" cert dump "$serial" --format XML
+expect_fail 1 'certificate authority "nope" does not exist' ca view nope
+expect_fail 1 'certificate authority "nope" does not exist' ca dump nope
+expect_fail 1 'certificate authority "nope" does not exist' ca init itx "CN=x" --parent nope
+expect_fail 1 "already exists" ca init itroot "CN=again" --key-type EC
+expect_fail 1 'certificate authority "nope" does not exist' ca edit nope --disable
+expect_fail 1 'certificate authority "nope" does not exist' cert list --ca nope
+expect_fail 1 "does not exist" cert view 0123456789ABCDEF
+expect_fail 1 "not a serial number" cert view xyz
+expect_fail 2 "nothing to change" ca edit itinter
+expect_fail 2 "usage" ca init itx
+
+echo "ok: ca init/list/view/dump/edit and cert sign/list/view/dump"
