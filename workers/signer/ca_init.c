@@ -307,12 +307,13 @@ int signer_ca_init(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer *r
     json_object_set_new(params, "_nb", json_integer(now));
     json_object_set_new(params, "_na", json_integer(expires));
     json_t *issuer = parent ? json_object_get(parent->row, "subject") : subject;
-    const char *alg_name = md ? cf_key_default_algorithm(key) : NULL;
-    if (algorithm && md && !parent)
+    /* As django-ca: the CA signs with the hash its own certificate was signed with, when that
+     * suits its own key; else its key's default (none for Ed25519/Ed448). */
+    const char *alg_name = cf_key_default_algorithm(key);
+    if (alg_name && md)
         alg_name = cf_key_algorithm_name(md);
     rc = signer_ca_insert(ctx, params, name, cert, subject, issuer, parent, backend, options,
-                          cf_key_type_name(key), cf_key_default_algorithm(key) ? alg_name : NULL,
-                          path_length, sign, host, err);
+                          cf_key_type_name(key), alg_name, path_length, sign, host, err);
     if (rc != 0)
         goto out;
     char *hex = cf_serial_hex(X509_get0_serialNumber(cert));

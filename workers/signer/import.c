@@ -170,6 +170,8 @@ int signer_ca_import(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer 
         0) {
         if (!err->field[0])
             snprintf(err->field, sizeof err->field, "params.key_backend");
+        else
+            cf_error_prefix_field(err, "params");
         goto out;
     }
     struct tm tm;
