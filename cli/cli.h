@@ -51,6 +51,9 @@ int cf_cli_parse_int(const char *opt, const char *text, long long min, long long
  * raises [client] attempts for jobs that may run long (CA key generation). */
 cf_reply_t *cf_cli_call(cf_cli_t *cli, const char *type, const void *params, size_t len,
                         int attempts);
+/* ca import and cert import (cmd_import.c); ARGV[0] is the verb. */
+int cf_cli_ca_import(cf_cli_t *cli, int argc, char **argv);
+int cf_cli_cert_import(cf_cli_t *cli, int argc, char **argv);
 /* Print an error reply as one line "certfleet: TYPE: message (code, field)"; returns 1. */
 int cf_cli_fail_reply(const char *type, const cf_reply_t *reply);
 

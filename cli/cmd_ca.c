@@ -44,6 +44,8 @@ static const char s_help_text[] =
     "  ca dump NAME [--bundle] [--format PEM|DER] [-o FILE]\n"
     "                                      its certificate (--bundle: the root down to it)\n"
     "  ca edit NAME [OPTIONS]              change settings, print what changed\n"
+    "  ca import NAME CERT KEY [--parent P] [--key-password P] [--key-backend B] [--password P]\n"
+    "                                      bring an existing CA (certificate + key) in\n"
     "      --enable | --disable  --acme-enable | --acme-disable  --acme-profile P\n"
     "      --website URL  --terms-of-service URL  --caa S  --ocsp-response-validity SECONDS\n"
     "      --sign-extension JSON           (repeatable)\n";
@@ -1083,7 +1085,8 @@ int cf_cmd_ca(cf_cli_t *cli, int argc, char **argv)
         const char *verb;
         int (*run)(cf_cli_t *cli, int argc, char **argv);
     } verbs[] = {{"init", s_init}, {"list", s_list}, {"view", s_view},
-                 {"dump", s_dump}, {"edit", s_edit}, {NULL, NULL}};
+                 {"dump", s_dump}, {"edit", s_edit}, {"import", cf_cli_ca_import},
+                 {NULL, NULL}};
     if (argc < 1)
         return s_help(stderr, 2);
     if (strcmp(argv[0], "help") == 0 || strcmp(argv[0], "--help") == 0 ||

@@ -37,6 +37,7 @@ static const char s_help_text[] =
     "                                  valid certificates (and expired, revoked ones)\n"
     "  cert view SERIAL [--ca NAME]    one certificate: its record and contents\n"
     "  cert dump SERIAL [--ca NAME] [--bundle] [--format PEM|DER] [-o FILE]\n"
+    "  cert import --ca NAME FILE [--profile P]   record an existing certificate of NAME\n"
     "                                  the certificate (--bundle: followed by its chain)\n";
 
 enum {
@@ -684,8 +685,12 @@ int cf_cmd_cert(cf_cli_t *cli, int argc, char **argv)
     static const struct {
         const char *verb;
         int (*run)(cf_cli_t *cli, int argc, char **argv);
-    } verbs[] = {
-        {"sign", s_sign}, {"list", s_list}, {"view", s_view}, {"dump", s_dump}, {NULL, NULL}};
+    } verbs[] = {{"sign", s_sign},
+                 {"list", s_list},
+                 {"view", s_view},
+                 {"dump", s_dump},
+                 {"import", cf_cli_cert_import},
+                 {NULL, NULL}};
     if (argc < 1)
         return s_help(stderr, 2);
     if (strcmp(argv[0], "help") == 0 || strcmp(argv[0], "--help") == 0 ||

@@ -241,4 +241,22 @@ expect_fail 1 "not a serial number" cert view xyz
 expect_fail 2 "nothing to change" ca edit itinter
 expect_fail 2 "usage" ca init itx
 
-echo "ok: ca init/list/view/dump/edit and cert sign/list/view/dump"
+# Import: a CA made by the openssl command line, then a certificate it signed.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout imp.key \
+  -subj "/CN=openssl made root" -days 30 -addext "basicConstraints=critical,CA:TRUE" \
+  -addext "keyUsage=critical,keyCertSign,cRLSign" -out imp.pem 2>/dev/null
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout impleaf.key \
+  -subj "/CN=imported.example.test" -out impleaf.csr 2>/dev/null
+openssl x509 -req -in impleaf.csr -CA imp.pem -CAkey imp.key -CAcreateserial -days 5 \
+  -outform DER -out impleaf.der 2>/dev/null
+cf ca import itimported imp.pem imp.key | grep -q 'Imported certificate authority "itimported"' ||
+  fail "ca import"
+cf cert import --ca itimported impleaf.der | grep -q "Imported certificate" || fail "cert import"
+cf cert list --ca itimported | grep -q "imported.example.test" || fail "imported certificate not listed"
+expect_fail 1 "already known" cert import --ca itimported impleaf.der
+expect_fail 1 "not signed by" cert import --ca itroot impleaf.der
+expect_fail 1 "already exists" ca import itimported imp.pem imp.key
+expect_fail 1 "does not belong" ca import itother imp.pem impleaf.key
+expect_fail 2 "ca import NAME CERTIFICATE KEY" ca import itonly imp.pem
+
+echo "ok: ca init/list/view/dump/edit/import and cert sign/list/view/dump/import"
