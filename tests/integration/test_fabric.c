@@ -20,38 +20,25 @@
 #include "cf_proto.h"
 #include "cf_pg.h"
 #include "cf_test.h"
+#include "cf_test_fleet.h"
 
 typedef struct {
-    char dir[256];      /* temp dir for config and logs */
-    char config[300];   /* config file path */
-    char conninfo[512]; /* the fresh database */
-    char endpoint[64];  /* broker endpoint */
-    pid_t broker;       /* broker pid */
-    pid_t workers[4];   /* worker pids */
-    int nworkers;       /* how many started */
+    cf_test_fleet_t fleet; /* folder, database, config, endpoint */
+    pid_t broker;          /* broker pid */
+    pid_t workers[4];      /* worker pids */
+    int nworkers;          /* how many started */
 } s_fleet_t;
 
 static void s_write_config(s_fleet_t *f, int queue_max)
 {
-    char host[64];
-    int rport;
-    assert_int_equal(cf_test_redis(host, sizeof host, &rport), 0);
-    FILE *out = fopen(f->config, "w");
-    assert_non_null(out);
-    fprintf(out,
-            "[broker]\nendpoint = %s\nheartbeat_ms = 200\nliveness = 3\nqueue_max = %d\n"
-            "[worker]\ncredit = 32\nbatch_max = 32\njob_lock_ttl_ms = 2000\n"
-            "[postgres]\ndsn = %s\nlock_timeout_ms = 1000\nidle_in_transaction_timeout_ms = "
-            "3000\n[redis]\nhost = %s\nport = %d\n[log]\nlevel = info\n",
-            f->endpoint, queue_max, f->conninfo, host, rport);
-    fclose(out);
+    char extra[64];
+    snprintf(extra, sizeof extra, "[broker]\nqueue_max = %d\n", queue_max);
+    assert_int_equal(cf_test_fleet_write_config(&f->fleet, extra), 0);
 }
 
 static pid_t s_start(s_fleet_t *f, const char *prog, const char *log)
 {
-    char path[400];
-    snprintf(path, sizeof path, "%s/%s", f->dir, log);
-    pid_t pid = cf_test_spawn(path, NULL, prog, "--config", f->config, NULL);
+    pid_t pid = cf_test_fleet_start(&f->fleet, prog, log);
     assert_true(pid > 0);
     return pid;
 }
@@ -59,39 +46,14 @@ static pid_t s_start(s_fleet_t *f, const char *prog, const char *log)
 /* Wait until the broker reports N workers. */
 static void s_wait_workers(s_fleet_t *f, int n)
 {
-    for (int i = 0; i < 100; i++) {
-        cf_client_t *c = cf_client_new(f->endpoint);
-        cf_client_set_timeout(c, 300);
-        cf_client_set_attempts(c, 1);
-        cf_reply_t *r = cf_client_call(c, "broker.status", NULL, 0, 0);
-        int have = -1;
-        if (cf_reply_ok(r)) {
-            const msgpack_object *w = cf_msgpack_map_get(cf_reply_result(r), "workers");
-            have = w ? (int)w->via.array.size : -1;
-        }
-        cf_reply_destroy(&r);
-        cf_client_destroy(&c);
-        if (have == n)
-            return;
-        usleep(100 * 1000);
-    }
-    fail_msg("broker never reported %d workers", n);
+    if (cf_test_fleet_wait_workers(&f->fleet, n, 10000) != 0)
+        fail_msg("broker never reported %d workers", n);
 }
 
 static int s_setup(void **state)
 {
     s_fleet_t *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/certfleet-fabric.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->config, sizeof f->config, "%s/certfleet.conf", f->dir);
-    assert_int_equal(cf_test_pg_create_db("fabric", f->conninfo, sizeof f->conninfo), 0);
-    cf_pg_t *pg = cf_pg_new(f->conninfo);
-    char sqldir[512];
-    snprintf(sqldir, sizeof sqldir, "%s/schemas/sql", cf_test_source_dir());
-    int applied = 0;
-    assert_int_equal(cf_pg_migrate(pg, sqldir, &applied), 0);
-    cf_pg_destroy(&pg);
-    snprintf(f->endpoint, sizeof f->endpoint, "tcp://127.0.0.1:%d", cf_test_free_port());
+    assert_int_equal(cf_test_fleet_init(&f->fleet, "fabric"), 0);
     *state = f;
     return 0;
 }
@@ -104,24 +66,10 @@ static int s_teardown(void **state)
             cf_test_kill(f->workers[i], SIGTERM);
     if (f->broker > 0)
         cf_test_kill(f->broker, SIGTERM);
-    cf_test_pg_drop_db(f->conninfo);
-    /* A process that a sanitizer stopped, or that leaked, says so in its log: that fails the test.
-     */
-    char cmd[600];
-    snprintf(cmd, sizeof cmd,
-             "grep -l -E 'AddressSanitizer|LeakSanitizer|runtime error:' '%s'/*.log 2>/dev/null",
-             f->dir);
-    int sanitizer_hits = system(cmd);
-    if (sanitizer_hits == 0) {
-        snprintf(cmd, sizeof cmd, "cat '%s'/*.log >&2", f->dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "could not print the logs\n");
-    }
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", f->dir);
+    /* A process that a sanitizer stopped, or that leaked, says so in its log: that fails. */
+    int reports = cf_test_fleet_cleanup(&f->fleet);
     free(f);
-    assert_int_not_equal(sanitizer_hits, 0);
+    assert_int_equal(reports, 0);
     return 0;
 }
 
@@ -142,7 +90,7 @@ static void s_start_fleet(s_fleet_t *f, int nworkers, int queue_max)
 
 static long s_count(s_fleet_t *f, const char *sql)
 {
-    cf_pg_t *pg = cf_pg_new(f->conninfo);
+    cf_pg_t *pg = cf_pg_new(f->fleet.conninfo);
     PGresult *res = cf_pg_exec_params(pg, sql, 0, NULL, NULL, NULL, 0);
     assert_non_null(res);
     long n = atol(PQgetvalue(res, 0, 0));
@@ -206,7 +154,7 @@ static int s_run_load(s_fleet_t *f, int nclients, int jobs, void (*disturb)(s_fl
     pthread_t threads[16];
     s_load_t loads[16];
     for (int i = 0; i < nclients; i++) {
-        loads[i] = (s_load_t){.endpoint = f->endpoint, .jobs = jobs, .window = 64};
+        loads[i] = (s_load_t){.endpoint = f->fleet.endpoint, .jobs = jobs, .window = 64};
         pthread_create(&threads[i], NULL, s_load, &loads[i]);
     }
     if (disturb)
@@ -298,7 +246,7 @@ static void test_full_queue_answers_busy(void **state)
 {
     s_fleet_t *f = *state;
     s_start_fleet(f, 0, 5);
-    cf_client_t *c = cf_client_new(f->endpoint);
+    cf_client_t *c = cf_client_new(f->fleet.endpoint);
     cf_client_set_timeout(c, 30000);
     for (int i = 0; i < 5; i++)
         cf_client_send(c, NULL, "sys.echo", NULL, 0, 0, NULL);
@@ -324,7 +272,7 @@ static void test_deadlines(void **state)
 {
     s_fleet_t *f = *state;
     s_start_fleet(f, 0, 100);
-    cf_client_t *c = cf_client_new(f->endpoint);
+    cf_client_t *c = cf_client_new(f->fleet.endpoint);
     cf_client_set_timeout(c, 30000);
     /* Already past: refused on arrival. */
     cf_client_send(c, NULL, "sys.echo", NULL, 0, cf_now_ms() - 1000, NULL);
@@ -347,7 +295,7 @@ static void test_bad_input_changes_nothing(void **state)
 {
     s_fleet_t *f = *state;
     s_start_fleet(f, 1, 100);
-    zsock_t *raw = zsock_new_dealer(f->endpoint);
+    zsock_t *raw = zsock_new_dealer(f->fleet.endpoint);
     /* Garbage envelope: a specific error, no id. */
     zsock_send(raw, "sb", CF_PROTO_CLIENT, "\xdd\xff\xff\xff\xff", (size_t)5);
     char *proto = NULL;
@@ -373,7 +321,7 @@ static void test_bad_input_changes_nothing(void **state)
     zsock_send(raw, "ss", "XXXX", "junk");
     zsock_destroy(&raw);
     /* Unknown job type and bad params: specific errors, and the fleet still works. */
-    cf_client_t *c = cf_client_new(f->endpoint);
+    cf_client_t *c = cf_client_new(f->fleet.endpoint);
     cf_reply_t *u = cf_client_call(c, "no.such_job", NULL, 0, 0);
     assert_string_equal(cf_reply_error(u)->code, "unknown_job_type");
     assert_string_equal(cf_reply_error(u)->field, "type");
@@ -403,7 +351,7 @@ static void test_repeated_id_gets_stored_reply(void **state)
 {
     s_fleet_t *f = *state;
     s_start_fleet(f, 1, 100);
-    cf_client_t *c = cf_client_new(f->endpoint);
+    cf_client_t *c = cf_client_new(f->fleet.endpoint);
     uint8_t id[CF_JOB_ID_SIZE];
     cf_job_id_random(id);
     size_t len1 = 0, len2 = 0;

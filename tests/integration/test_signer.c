@@ -27,46 +27,31 @@
 #include "cf_msgpack.h"
 #include "cf_pg.h"
 #include "cf_test.h"
+#include "cf_test_fleet.h"
 #include "cf_x509_ext.h"
 
 #define S_HOST "127.0.0.1:8080"
 
 typedef struct {
-    char dir[256];       /* temp dir for config, keys, PEMs and logs */
-    char config[300];    /* config file path */
-    char keys[300];      /* [keys] storages_dir */
-    char conninfo[512];  /* the fresh database */
-    char endpoint[64];   /* broker endpoint */
-    pid_t broker;        /* broker pid */
-    pid_t signers[4];    /* signer pids (0: not running) */
-    int nsigners;        /* how many slots used */
-    cf_client_t *client; /* for one job at a time */
+    cf_test_fleet_t fleet; /* folder, database, config, keys, endpoint */
+    pid_t broker;          /* broker pid */
+    pid_t signers[4];      /* signer pids (0: not running) */
+    int nsigners;          /* how many slots used */
+    cf_client_t *client;   /* for one job at a time */
 } s_fleet_t;
 
 /* ---- the fleet ---------------------------------------------------------------------- */
 
 static void s_write_config(s_fleet_t *f)
 {
-    char host[64];
-    int rport;
-    assert_int_equal(cf_test_redis(host, sizeof host, &rport), 0);
-    FILE *out = fopen(f->config, "w");
-    assert_non_null(out);
-    /* A short lock TTL: a killed signer's job locks must not hold its jobs for a minute. */
-    fprintf(out,
-            "[broker]\nendpoint = %s\nheartbeat_ms = 200\nliveness = 3\nqueue_max = 10000\n"
-            "[worker]\ncredit = 32\nbatch_max = 32\njob_lock_ttl_ms = 2000\n"
-            "[postgres]\ndsn = %s\n[redis]\nhost = %s\nport = %d\n[log]\nlevel = info\n"
-            "[keys]\nstorages_dir = %s\n[ca]\ndefault_hostname = %s\n",
-            f->endpoint, f->conninfo, host, rport, f->keys, S_HOST);
-    fclose(out);
+    assert_int_equal(cf_test_fleet_write_config(&f->fleet, "[broker]\nqueue_max = 10000\n"
+                                                           "[ca]\ndefault_hostname = " S_HOST "\n"),
+                     0);
 }
 
 static pid_t s_start(s_fleet_t *f, const char *prog, const char *log)
 {
-    char path[400];
-    snprintf(path, sizeof path, "%s/%s", f->dir, log);
-    pid_t pid = cf_test_spawn(path, NULL, prog, "--config", f->config, NULL);
+    pid_t pid = cf_test_fleet_start(&f->fleet, prog, log);
     assert_true(pid > 0);
     return pid;
 }
@@ -74,40 +59,14 @@ static pid_t s_start(s_fleet_t *f, const char *prog, const char *log)
 /* Wait until the broker reports N workers. */
 static void s_wait_workers(s_fleet_t *f, int n)
 {
-    for (int i = 0; i < 100; i++) {
-        cf_client_t *c = cf_client_new(f->endpoint);
-        cf_client_set_timeout(c, 300);
-        cf_client_set_attempts(c, 1);
-        cf_reply_t *r = cf_client_call(c, "broker.status", NULL, 0, 0);
-        int have = -1;
-        if (cf_reply_ok(r)) {
-            const msgpack_object *w = cf_msgpack_map_get(cf_reply_result(r), "workers");
-            have = w ? (int)w->via.array.size : -1;
-        }
-        cf_reply_destroy(&r);
-        cf_client_destroy(&c);
-        if (have == n)
-            return;
-        usleep(100 * 1000);
-    }
-    fail_msg("broker never reported %d workers", n);
+    if (cf_test_fleet_wait_workers(&f->fleet, n, 10000) != 0)
+        fail_msg("broker never reported %d workers", n);
 }
 
 static int s_setup(void **state)
 {
     s_fleet_t *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/certfleet-signer.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->config, sizeof f->config, "%s/certfleet.conf", f->dir);
-    snprintf(f->keys, sizeof f->keys, "%s/keys", f->dir);
-    assert_int_equal(cf_test_pg_create_db("signer", f->conninfo, sizeof f->conninfo), 0);
-    cf_pg_t *pg = cf_pg_new(f->conninfo);
-    char sqldir[512];
-    snprintf(sqldir, sizeof sqldir, "%s/schemas/sql", cf_test_source_dir());
-    int applied = 0;
-    assert_int_equal(cf_pg_migrate(pg, sqldir, &applied), 0);
-    cf_pg_destroy(&pg);
-    snprintf(f->endpoint, sizeof f->endpoint, "tcp://127.0.0.1:%d", cf_test_free_port());
+    assert_int_equal(cf_test_fleet_init(&f->fleet, "signer"), 0);
     *state = f;
     return 0;
 }
@@ -121,24 +80,10 @@ static int s_teardown(void **state)
             cf_test_kill(f->signers[i], SIGTERM);
     if (f->broker > 0)
         cf_test_kill(f->broker, SIGTERM);
-    cf_test_pg_drop_db(f->conninfo);
-    /* A process that a sanitizer stopped, or that leaked, says so in its log: that fails the test.
-     */
-    char cmd[600];
-    snprintf(cmd, sizeof cmd,
-             "grep -l -E 'AddressSanitizer|LeakSanitizer|runtime error:' '%s'/*.log 2>/dev/null",
-             f->dir);
-    int sanitizer_hits = system(cmd);
-    if (sanitizer_hits == 0) {
-        snprintf(cmd, sizeof cmd, "cat '%s'/*.log >&2", f->dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "could not print the logs\n");
-    }
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", f->dir);
+    /* A process that a sanitizer stopped, or that leaked, says so in its log: that fails. */
+    int reports = cf_test_fleet_cleanup(&f->fleet);
     free(f);
-    assert_int_not_equal(sanitizer_hits, 0);
+    assert_int_equal(reports, 0);
     return 0;
 }
 
@@ -153,7 +98,7 @@ static void s_start_fleet(s_fleet_t *f, int nsigners)
     }
     f->nsigners = nsigners;
     s_wait_workers(f, nsigners);
-    f->client = cf_client_new(f->endpoint);
+    f->client = cf_client_new(f->fleet.endpoint);
     /* Key generation (DSA parameters, RSA) may take seconds; a resend is harmless (same id). */
     cf_client_set_timeout(f->client, 10000);
     cf_client_set_attempts(f->client, 6);
@@ -161,7 +106,7 @@ static void s_start_fleet(s_fleet_t *f, int nsigners)
 
 static long s_count(s_fleet_t *f, const char *sql)
 {
-    cf_pg_t *pg = cf_pg_new(f->conninfo);
+    cf_pg_t *pg = cf_pg_new(f->fleet.conninfo);
     PGresult *res = cf_pg_exec_params(pg, sql, 0, NULL, NULL, NULL, 0);
     if (!res)
         fail_msg("%s: %s", sql, cf_pg_errstr(pg));
@@ -173,7 +118,7 @@ static long s_count(s_fleet_t *f, const char *sql)
 
 static void s_sql(s_fleet_t *f, const char *sql)
 {
-    cf_pg_t *pg = cf_pg_new(f->conninfo);
+    cf_pg_t *pg = cf_pg_new(f->fleet.conninfo);
     if (cf_pg_exec(pg, sql) != 0)
         fail_msg("%s: %s", sql, cf_pg_errstr(pg));
     cf_pg_destroy(&pg);
@@ -330,18 +275,18 @@ static int s_openssl_verify(s_fleet_t *f, const char *tag, X509 *root, X509 *int
 {
     char rp[400], ip[400], lp[400], file[128], cmd[1400];
     snprintf(file, sizeof file, "%s-root.pem", tag);
-    s_write_pem(f->dir, file, root, rp, sizeof rp);
+    s_write_pem(f->fleet.dir, file, root, rp, sizeof rp);
     snprintf(file, sizeof file, "%s-inter.pem", tag);
-    s_write_pem(f->dir, file, inter, ip, sizeof ip);
+    s_write_pem(f->fleet.dir, file, inter, ip, sizeof ip);
     snprintf(file, sizeof file, "%s-leaf.pem", tag);
-    s_write_pem(f->dir, file, leaf, lp, sizeof lp);
+    s_write_pem(f->fleet.dir, file, leaf, lp, sizeof lp);
     snprintf(cmd, sizeof cmd,
              "openssl verify -x509_strict -CAfile '%s' -untrusted '%s' '%s' >'%s/%s-verify.out' "
              "2>&1",
-             rp, ip, lp, f->dir, tag);
+             rp, ip, lp, f->fleet.dir, tag);
     int status = system(cmd);
     if (status != 0) {
-        snprintf(cmd, sizeof cmd, "cat '%s/%s-verify.out' >&2", f->dir, tag);
+        snprintf(cmd, sizeof cmd, "cat '%s/%s-verify.out' >&2", f->fleet.dir, tag);
         if (system(cmd) != 0)
             fprintf(stderr, "could not show the output of openssl verify\n");
     }
@@ -351,7 +296,7 @@ static int s_openssl_verify(s_fleet_t *f, const char *tag, X509 *root, X509 *int
 /* Files in the key storage: a refused ca.init must leave no key behind. */
 static int s_key_files(s_fleet_t *f)
 {
-    DIR *d = opendir(f->keys);
+    DIR *d = opendir(f->fleet.keys);
     if (!d)
         return 0;
     int n = 0;
@@ -1135,7 +1080,7 @@ static void test_kill_signer_mid_issuance(void **state)
     pthread_t threads[S_BULK_THREADS];
     s_bulk_t bulk[S_BULK_THREADS];
     for (int t = 0; t < S_BULK_THREADS; t++) {
-        bulk[t] = (s_bulk_t){.endpoint = f->endpoint,
+        bulk[t] = (s_bulk_t){.endpoint = f->fleet.endpoint,
                              .csr = csr,
                              .csr_len = len,
                              .thread = t,
@@ -1183,7 +1128,7 @@ static void test_kill_signer_mid_issuance(void **state)
         total);
     assert_int_equal(s_count(f, "SELECT count(*) FROM job_results WHERE type = 'cert.issue'"),
                      total);
-    cf_pg_t *pg = cf_pg_new(f->conninfo);
+    cf_pg_t *pg = cf_pg_new(f->fleet.conninfo);
     PGresult *res =
         cf_pg_exec_params(pg, "SELECT encode(job_id, 'hex'), serial FROM certificates ORDER BY 1",
                           0, NULL, NULL, NULL, 0);
