@@ -4,6 +4,7 @@
  * Validation follows django-ca's validators for ASCII input (IDNA is not applied: names must
  * already be in A-label form), and what python-cryptography refuses when it encodes. */
 #include "cf_general_name.h"
+#include "cf_model_util.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -91,38 +92,6 @@ static bool s_has_nul(const json_t *s)
     return strlen(json_string_value(s)) != json_string_length(s);
 }
 
-static bool s_is_ascii(const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)s[i] >= 0x80)
-            return false;
-    return true;
-}
-
-static int s_check_fields(const json_t *obj, const char *const *allowed, cf_error_t *err)
-{
-    const char *key;
-    json_t *v;
-    json_object_foreach((json_t *)obj, key, v)
-    {
-        bool ok = false;
-        for (const char *const *a = allowed; *a; a++)
-            if (strcmp(*a, key) == 0)
-                ok = true;
-        if (!ok) {
-            cf_error_set(err, "unknown_field", key, "unknown field \"%s\"", key);
-            return -1;
-        }
-    }
-    for (const char *const *a = allowed; *a; a++) {
-        if (!json_object_get(obj, *a)) {
-            cf_error_set(err, "missing_field", *a, "field \"%s\" is required", *a);
-            return -1;
-        }
-    }
-    return 0;
-}
-
 static int s_hexval(char c)
 {
     if (c >= '0' && c <= '9')
@@ -142,7 +111,7 @@ static int s_hexval(char c)
  * constraints), as django-ca's encode_dns does; a trailing dot is allowed. */
 static const char *s_dns_problem(const char *name, size_t len, bool prefix)
 {
-    if (!s_is_ascii(name, len))
+    if (!cf_model_is_ascii(name, len))
         return "must be ASCII: give internationalised names in IDNA form (\"xn--...\")";
     const char *p = name;
     size_t n = len;
@@ -606,7 +575,7 @@ static json_t *s_other_name_parse(const json_t *in, cf_error_t *err)
         cf_error_set(err, "invalid_type", "", "otherName value must be an object");
         return NULL;
     }
-    if (s_check_fields(in, fields, err) != 0)
+    if (cf_model_check_fields(in, fields, err) != 0)
         return NULL;
     const json_t *joid = json_object_get(in, "oid");
     const json_t *jtype = json_object_get(in, "type");
@@ -648,7 +617,7 @@ static json_t *s_other_name_parse(const json_t *in, cf_error_t *err)
                          tname);
             return NULL;
         }
-        if (kind == S_ON_IA5 && !s_is_ascii(json_string_value(v), json_string_length(v))) {
+        if (kind == S_ON_IA5 && !cf_model_is_ascii(json_string_value(v), json_string_length(v))) {
             cf_error_set(err, "invalid_value", "value", "IA5STRING value must be ASCII");
             return NULL;
         }
@@ -754,7 +723,7 @@ json_t *cf_general_name_parse(const json_t *in, cf_error_t *err)
         cf_error_set(err, "invalid_type", "", "general name must be an object");
         return NULL;
     }
-    if (s_check_fields(in, fields, err) != 0)
+    if (cf_model_check_fields(in, fields, err) != 0)
         return NULL;
     const json_t *jtype = json_object_get(in, "type");
     const json_t *v = json_object_get(in, "value");
@@ -1303,8 +1272,8 @@ static json_t *s_other_name_from_openssl(const GENERAL_NAME *gn, cf_error_t *err
         break;
     case V_ASN1_IA5STRING:
         kind = S_ON_IA5;
-        if (s_is_ascii((const char *)ASN1_STRING_get0_data(t->value.ia5string),
-                       (size_t)ASN1_STRING_length(t->value.ia5string)))
+        if (cf_model_is_ascii((const char *)ASN1_STRING_get0_data(t->value.ia5string),
+                              (size_t)ASN1_STRING_length(t->value.ia5string)))
             value = s_text_from_openssl(t->value.ia5string);
         break;
     case V_ASN1_UNIVERSALSTRING: {

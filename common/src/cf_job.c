@@ -103,6 +103,26 @@ static bool s_is_uint(const msgpack_object *o)
     return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER;
 }
 
+/* Copy LEN bytes of DATA into *COPY and unpack them: msgpack-c's objects point into the bytes
+ * they were unpacked from, so each job and reply unpacks its own copy, which lives as long as it
+ * does. 0 or -1 + err (nothing left allocated). */
+static int s_unpack_copy(const void *data, size_t len, void **copy, msgpack_unpacked *unpacked,
+                         cf_error_t *err)
+{
+    *copy = malloc(len ? len : 1);
+    if (!*copy) {
+        cf_error_set(err, "internal", "", "out of memory");
+        return -1;
+    }
+    memcpy(*copy, data, len);
+    if (cf_msgpack_unpack(*copy, len, NULL, unpacked, err) != 0) {
+        free(*copy);
+        *copy = NULL;
+        return -1;
+    }
+    return 0;
+}
+
 cf_job_t *cf_job_decode(const void *data, size_t len, cf_error_t *err,
                         uint8_t id_out[CF_JOB_ID_SIZE], bool *has_id)
 {
@@ -113,21 +133,11 @@ cf_job_t *cf_job_decode(const void *data, size_t len, cf_error_t *err,
         cf_error_set(err, "internal", "", "out of memory");
         return NULL;
     }
-    /* msgpack-c's objects point into the bytes they were unpacked from: unpack our own copy,
-     * which lives as long as the job. */
-    self->data = malloc(len ? len : 1);
-    if (!self->data) {
+    if (s_unpack_copy(data, len, &self->data, &self->unpacked, err) != 0) {
         free(self);
-        cf_error_set(err, "internal", "", "out of memory");
         return NULL;
     }
-    memcpy(self->data, data, len);
     self->len = len;
-    if (cf_msgpack_unpack(self->data, len, NULL, &self->unpacked, err) != 0) {
-        free(self->data);
-        free(self);
-        return NULL;
-    }
     const msgpack_object *root = &self->unpacked.data;
     const msgpack_object *v, *id, *type, *deadline, *params;
     if (root->type != MSGPACK_OBJECT_MAP) {
@@ -341,19 +351,11 @@ cf_reply_t *cf_reply_decode(const void *data, size_t len, cf_error_t *err)
         cf_error_set(err, "internal", "", "out of memory");
         return NULL;
     }
-    self->data = malloc(len ? len : 1);
-    if (!self->data) {
+    if (s_unpack_copy(data, len, &self->data, &self->unpacked, err) != 0) {
         free(self);
-        cf_error_set(err, "internal", "", "out of memory");
         return NULL;
     }
-    memcpy(self->data, data, len);
     self->len = len;
-    if (cf_msgpack_unpack(self->data, len, NULL, &self->unpacked, err) != 0) {
-        free(self->data);
-        free(self);
-        return NULL;
-    }
     self->decoded = true;
     const msgpack_object *root = &self->unpacked.data;
     const msgpack_object *id, *status, *e;

@@ -6,6 +6,7 @@
  * serialNumber and dnQualifier, IA5String for emailAddress and domainComponent, and a BIT STRING
  * with zero unused bits for x500UniqueIdentifier. */
 #include "cf_x509_name.h"
+#include "cf_model_util.h"
 
 #include <ctype.h>
 #include <openssl/asn1.h>
@@ -205,39 +206,6 @@ static bool s_is_printable_string(const char *s, size_t len)
     return true;
 }
 
-static bool s_is_ascii(const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)s[i] >= 0x80)
-            return false;
-    return true;
-}
-
-/* Refuse keys other than ALLOWED (NULL-terminated), then require each of REQUIRED. */
-static int s_check_fields(const json_t *obj, const char *const *allowed, cf_error_t *err)
-{
-    const char *key;
-    json_t *v;
-    json_object_foreach((json_t *)obj, key, v)
-    {
-        bool ok = false;
-        for (const char *const *a = allowed; *a; a++)
-            if (strcmp(*a, key) == 0)
-                ok = true;
-        if (!ok) {
-            cf_error_set(err, "unknown_field", key, "unknown field \"%s\"", key);
-            return -1;
-        }
-    }
-    for (const char *const *a = allowed; *a; a++) {
-        if (!json_object_get(obj, *a)) {
-            cf_error_set(err, "missing_field", *a, "field \"%s\" is required", *a);
-            return -1;
-        }
-    }
-    return 0;
-}
-
 /* The display name of an OID for messages: "commonName" where known, else the OID. */
 static const char *s_display(const char *oid)
 {
@@ -256,7 +224,7 @@ json_t *cf_name_attribute_parse(const json_t *in, cf_error_t *err)
         cf_error_set(err, "invalid_type", "", "name attribute must be an object");
         return NULL;
     }
-    if (s_check_fields(in, fields, err) != 0)
+    if (cf_model_check_fields(in, fields, err) != 0)
         return NULL;
     const json_t *joid = json_object_get(in, "oid");
     const json_t *jvalue = json_object_get(in, "value");
@@ -307,7 +275,7 @@ json_t *cf_name_attribute_parse(const json_t *in, cf_error_t *err)
                      s_display(oid));
         return NULL;
     }
-    if (t && t->asn1_type == V_ASN1_IA5STRING && !s_is_ascii(value, len)) {
+    if (t && t->asn1_type == V_ASN1_IA5STRING && !cf_model_is_ascii(value, len)) {
         cf_error_set(err, "invalid_value", "value", "value of attribute \"%s\" must be ASCII",
                      s_display(oid));
         return NULL;
