@@ -9,7 +9,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cf_config.h"
 #include "cf_error.h"
+#include "cf_keystore.h"
 #include "cf_pg.h"
 
 #define CF_CA_NAME_MAX 64
@@ -47,6 +49,11 @@ void cf_ca_destroy(cf_ca_t **self_p);
 
 /* The key id under which its key backend keeps the CA's private key. */
 void cf_ca_key_id(const cf_ca_t *self, char *out, size_t len);
+/* The CA's private key from KEYSTORE, unlocked with JOB_PASSWORD (NULL or "": the password
+ * configured for its key id, see cf_password_resolve). Caller owns. NULL + err (a wrong
+ * password names field "params.password"). */
+EVP_PKEY *cf_ca_private_key(const cf_ca_t *self, cf_config_t *cfg, cf_keystore_t *keystore,
+                            const char *job_password, cf_error_t *err);
 /* The CA's certificates from the root down to SELF (caller frees with sk_X509_pop_free).
  * NULL + err. */
 STACK_OF(X509) * cf_ca_bundle(cf_pg_t *pg, const cf_ca_t *self, cf_error_t *err);

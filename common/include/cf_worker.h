@@ -45,6 +45,18 @@ typedef int(cf_handler_fn)(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_p
 
 #define CF_HANDLER_ABORT (-2)
 
+/* Queue a Redis command (copied) to run only after the handler's transaction commits; it is
+ * dropped when the transaction rolls back. For a pure handler it runs right after the
+ * handler returns. Use it for caches that must never show what PostgreSQL does not hold
+ * (a revoked OCSP response, a new CRL). 0, or -1 when out of memory. */
+int cf_handler_defer_redis(cf_handler_ctx_t *ctx, int argc, const char **argv,
+                           const size_t *argvlen);
+
+/* For a handler that runs long (a large CRL, a shard of OCSP responses): call it between
+ * pieces of work, at least once a second, so that the broker does not count the worker as
+ * gone (it sends a heartbeat when one is due). */
+void cf_worker_keepalive(cf_worker_t *self);
+
 enum {
     CF_HANDLER_PURE = 0,    /* no writes: may run twice, nothing recorded */
     CF_HANDLER_DURABLE = 1, /* locked, recorded in job_results with its writes */

@@ -260,6 +260,22 @@ char *cf_serial_hex(const ASN1_INTEGER *serial)
     return out;
 }
 
+EVP_PKEY *cf_ca_private_key(const cf_ca_t *self, cf_config_t *cfg, cf_keystore_t *keystore,
+                            const char *job_password, cf_error_t *err)
+{
+    char key_id[160];
+    cf_ca_key_id(self, key_id, sizeof key_id);
+    cf_password_t *pw = cf_password_resolve(cfg, key_id, job_password, err);
+    if (!pw)
+        return NULL;
+    EVP_PKEY *key =
+        cf_keystore_load(keystore, self->key_backend, key_id, self->key_backend_options, pw, err);
+    cf_password_free(&pw);
+    if (!key && strcmp(err->code, "wrong_password") == 0)
+        snprintf(err->field, sizeof err->field, "params.password");
+    return key;
+}
+
 char *cf_ca_url_issuer(const char *host, const char *ca_name)
 {
     char buf[1024];

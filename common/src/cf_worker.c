@@ -41,7 +41,104 @@ struct _cf_worker_t {
     uint64_t hb_at;               /* when to send the next heartbeat */
     uint64_t broker_expiry;       /* when the broker counts as gone */
     bool redis_warned;            /* logged that locks are off */
+    zlistx_t *deferred;           /* s_deferred_t: Redis commands waiting for the commit */
 };
+
+static int s_send_frames(cf_worker_t *self, int command, const void *a, size_t alen, const void *b,
+                         size_t blen, const void *c, size_t clen);
+
+/* A Redis command a handler wants run only once its transaction has committed. */
+typedef struct {
+    int argc;
+    char **argv;
+    size_t *lens;
+} s_deferred_t;
+
+static void s_deferred_free(void **item)
+{
+    s_deferred_t *d = *item;
+    if (!d)
+        return;
+    for (int i = 0; i < d->argc; i++)
+        free(d->argv[i]);
+    free(d->argv);
+    free(d->lens);
+    free(d);
+    *item = NULL;
+}
+
+int cf_handler_defer_redis(cf_handler_ctx_t *ctx, int argc, const char **argv,
+                           const size_t *argvlen)
+{
+    cf_worker_t *self = ctx->worker;
+    s_deferred_t *d = calloc(1, sizeof *d);
+    if (!d)
+        return -1;
+    d->argv = calloc((size_t)argc, sizeof *d->argv);
+    d->lens = calloc((size_t)argc, sizeof *d->lens);
+    if (!d->argv || !d->lens) {
+        void *item = d;
+        s_deferred_free(&item);
+        return -1;
+    }
+    for (int i = 0; i < argc; i++) {
+        size_t len = argvlen ? argvlen[i] : strlen(argv[i]);
+        d->argv[i] = malloc(len + 1);
+        if (!d->argv[i]) {
+            d->argc = i;
+            void *item = d;
+            s_deferred_free(&item);
+            return -1;
+        }
+        memcpy(d->argv[i], argv[i], len);
+        d->argv[i][len] = '\0';
+        d->lens[i] = len;
+    }
+    d->argc = argc;
+    zlistx_add_end(self->deferred, d);
+    return 0;
+}
+
+/* Run the deferred Redis commands (after a commit, or after a pure handler), pipelined.
+ * Redis is a cache here: a failure is logged, never undoes the commit. */
+static void s_deferred_run(cf_worker_t *self)
+{
+    size_t n = zlistx_size(self->deferred);
+    if (!n)
+        return;
+    size_t queued = 0;
+    for (s_deferred_t *d = zlistx_first(self->deferred); d; d = zlistx_next(self->deferred)) {
+        if (cf_redis_appendargv(self->redis, d->argc, (const char **)d->argv, d->lens) == 0)
+            queued++;
+    }
+    size_t failed = n - queued;
+    for (size_t i = 0; i < queued; i++) {
+        redisReply *r = cf_redis_get_reply(self->redis);
+        if (!r) {
+            failed += queued - i;
+            cf_redis_disconnect(self->redis);
+            break;
+        }
+        if (r->type == REDIS_REPLY_ERROR)
+            failed++;
+        freeReplyObject(r);
+    }
+    if (failed)
+        cf_log_warn("%zu of %zu cache writes to Redis failed after a commit: %s", failed, n,
+                    cf_redis_errstr(self->redis));
+    zlistx_purge(self->deferred);
+}
+
+void cf_worker_keepalive(cf_worker_t *self)
+{
+    uint64_t now = cf_mono_ms();
+    if (now >= self->hb_at) {
+        s_send_frames(self, CF_PROTO_HEARTBEAT, NULL, 0, NULL, 0, NULL, 0);
+        self->hb_at = now + (uint64_t)self->heartbeat_ms;
+    }
+    /* The broker's heartbeats wait unread while a handler runs: not missing. */
+    self->broker_expiry = now + (uint64_t)self->heartbeat_ms * (uint64_t)self->liveness;
+}
 
 static void s_task_destroy(s_task_t **task_p)
 {
@@ -180,11 +277,14 @@ cf_worker_t *cf_worker_new(cf_config_t *config, const char *program, const cf_ha
     self->pg = cf_pg_new_from_config(config);
     self->redis = cf_redis_new_from_config(config);
     self->queue = zlistx_new();
-    if (!self->name || !self->endpoint || !self->pg || !self->redis || !self->queue) {
+    self->deferred = zlistx_new();
+    if (!self->name || !self->endpoint || !self->pg || !self->redis || !self->queue ||
+        !self->deferred) {
         cf_worker_destroy(&self);
         return NULL;
     }
     zlistx_set_destructor(self->queue, s_task_free);
+    zlistx_set_destructor(self->deferred, s_deferred_free);
     return self;
 }
 
@@ -194,6 +294,7 @@ void cf_worker_destroy(cf_worker_t **self_p)
         return;
     cf_worker_t *self = *self_p;
     zlistx_destroy(&self->queue);
+    zlistx_destroy(&self->deferred);
     zsock_destroy(&self->sock);
     cf_pg_destroy(&self->pg);
     cf_redis_destroy(&self->redis);
@@ -359,6 +460,7 @@ static int s_lookup_stored(cf_worker_t *self, s_task_t **tasks, size_t n)
  * 0 on commit; -1 when rolled back (replies cleared). */
 static int s_execute(cf_worker_t *self, const cf_handler_t *h, s_task_t **tasks, size_t n)
 {
+    zlistx_purge(self->deferred);
     if (cf_pg_begin(self->pg) != 0)
         return -1;
     for (size_t i = 0; i < n; i++) {
@@ -383,9 +485,12 @@ static int s_execute(cf_worker_t *self, const cf_handler_t *h, s_task_t **tasks,
     free(ids);
     free(replies);
     free(statuses);
-    if (rc == 0)
+    if (rc == 0) {
+        s_deferred_run(self);
         return 0;
+    }
 rollback:
+    zlistx_purge(self->deferred);
     if (cf_pg_in_transaction(self->pg))
         cf_pg_rollback(self->pg);
     for (size_t i = 0; i < n; i++) {
@@ -481,7 +586,9 @@ static void s_process(cf_worker_t *self)
     } else if (s_expired(task)) {
         s_task_reply_code(task, "deadline_exceeded", "deadline passed before the job ran");
     } else if (!(h->flags & CF_HANDLER_DURABLE)) {
+        zlistx_purge(self->deferred);
         s_call(self, h, task);
+        s_deferred_run(self);
         if (!task->reply)
             s_task_reply_code(task, "internal", "the job failed");
     } else {

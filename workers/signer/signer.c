@@ -36,17 +36,7 @@ json_t *signer_params(const cf_job_t *job, cf_error_t *err)
 EVP_PKEY *signer_ca_key(cf_handler_ctx_t *ctx, const cf_ca_t *ca, const char *job_password,
                         cf_error_t *err)
 {
-    char key_id[160];
-    cf_ca_key_id(ca, key_id, sizeof key_id);
-    cf_password_t *pw = cf_password_resolve(ctx->config, key_id, job_password, err);
-    if (!pw)
-        return NULL;
-    EVP_PKEY *key = cf_keystore_load(signer_keystore(ctx), ca->key_backend, key_id,
-                                     ca->key_backend_options, pw, err);
-    cf_password_free(&pw);
-    if (!key && strcmp(err->code, "wrong_password") == 0)
-        snprintf(err->field, sizeof err->field, "params.password");
-    return key;
+    return cf_ca_private_key(ca, ctx->config, signer_keystore(ctx), job_password, err);
 }
 
 json_t *signer_subject(const json_t *value, const char *field, cf_error_t *err)
