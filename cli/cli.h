@@ -22,6 +22,8 @@ int cf_cmd_job(cf_cli_t *cli, int argc, char **argv);
 int cf_cmd_x509(cf_cli_t *cli, int argc, char **argv);
 int cf_cmd_ca(cf_cli_t *cli, int argc, char **argv);
 int cf_cmd_cert(cf_cli_t *cli, int argc, char **argv);
+int cf_cmd_crl(cf_cli_t *cli, int argc, char **argv);
+int cf_cmd_ocsp(cf_cli_t *cli, int argc, char **argv);
 
 /* Print an error line "certfleet: ..." to stderr and return 1 (or 2 for usage). */
 int cf_cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -54,6 +56,9 @@ cf_reply_t *cf_cli_call(cf_cli_t *cli, const char *type, const void *params, siz
 /* ca import and cert import (cmd_import.c); ARGV[0] is the verb. */
 int cf_cli_ca_import(cf_cli_t *cli, int argc, char **argv);
 int cf_cli_cert_import(cf_cli_t *cli, int argc, char **argv);
+/* cert revoke and ca revoke (cmd_revoke.c); ARGV[0] is the verb. */
+int cf_cli_cert_revoke(cf_cli_t *cli, int argc, char **argv);
+int cf_cli_ca_revoke(cf_cli_t *cli, int argc, char **argv);
 /* Print an error reply as one line "certfleet: TYPE: message (code, field)"; returns 1. */
 int cf_cli_fail_reply(const char *type, const cf_reply_t *reply);
 

@@ -48,7 +48,8 @@ static const char s_help_text[] =
     "                                      bring an existing CA (certificate + key) in\n"
     "      --enable | --disable  --acme-enable | --acme-disable  --acme-profile P\n"
     "      --website URL  --terms-of-service URL  --caa S  --ocsp-response-validity SECONDS\n"
-    "      --sign-extension JSON           (repeatable)\n";
+    "      --sign-extension JSON           (repeatable)\n"
+    "  ca revoke NAME [--reason R] [--compromised TIME]   revoke a CA (ca revoke --help)\n";
 
 /* Long options of every verb; values above the characters so that they never clash. */
 enum {
@@ -1084,8 +1085,13 @@ int cf_cmd_ca(cf_cli_t *cli, int argc, char **argv)
     static const struct {
         const char *verb;
         int (*run)(cf_cli_t *cli, int argc, char **argv);
-    } verbs[] = {{"init", s_init}, {"list", s_list}, {"view", s_view},
-                 {"dump", s_dump}, {"edit", s_edit}, {"import", cf_cli_ca_import},
+    } verbs[] = {{"init", s_init},
+                 {"list", s_list},
+                 {"view", s_view},
+                 {"dump", s_dump},
+                 {"edit", s_edit},
+                 {"import", cf_cli_ca_import},
+                 {"revoke", cf_cli_ca_revoke},
                  {NULL, NULL}};
     if (argc < 1)
         return s_help(stderr, 2);

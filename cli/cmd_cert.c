@@ -38,7 +38,8 @@ static const char s_help_text[] =
     "  cert view SERIAL [--ca NAME]    one certificate: its record and contents\n"
     "  cert dump SERIAL [--ca NAME] [--bundle] [--format PEM|DER] [-o FILE]\n"
     "  cert import --ca NAME FILE [--profile P]   record an existing certificate of NAME\n"
-    "                                  the certificate (--bundle: followed by its chain)\n";
+    "                                  the certificate (--bundle: followed by its chain)\n"
+    "  cert revoke SERIAL [--ca NAME] [--reason R] [--compromised TIME]   (cert revoke --help)\n";
 
 enum {
     O_CA = 256,
@@ -690,6 +691,7 @@ int cf_cmd_cert(cf_cli_t *cli, int argc, char **argv)
                  {"view", s_view},
                  {"dump", s_dump},
                  {"import", cf_cli_cert_import},
+                 {"revoke", cf_cli_cert_revoke},
                  {NULL, NULL}};
     if (argc < 1)
         return s_help(stderr, 2);

@@ -24,8 +24,11 @@ static const s_command_t s_commands[] = {
      "job submit FILE.json        send any job written as JSON, print the reply"},
     {"x509", cf_cmd_x509, "x509 show FILE              a certificate, CSR or CRL (PEM or DER)"},
     {"ca", cf_cmd_ca,
-     "ca VERB ...                 certificate authorities: init list view dump edit import"},
-    {"cert", cf_cmd_cert, "cert VERB ...               certificates: sign list view dump import"},
+     "ca VERB ...                 certificate authorities: init list view dump edit import revoke"},
+    {"cert", cf_cmd_cert,
+     "cert VERB ...               certificates: sign list view dump import revoke"},
+    {"crl", cf_cmd_crl, "crl build|dump ...          certificate revocation lists"},
+    {"ocsp", cf_cmd_ocsp, "ocsp keygen|presign ...     OCSP responder certificates and responses"},
     {NULL, NULL, NULL},
 };
 

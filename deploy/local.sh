@@ -16,6 +16,7 @@ run="$root/.run"
 pg_port=${CERTFLEET_LOCAL_PG_PORT:-55432}
 redis_port=${CERTFLEET_LOCAL_REDIS_PORT:-56379}
 broker_port=${CERTFLEET_LOCAL_BROKER_PORT:-55555}
+ocspd_port=${CERTFLEET_LOCAL_OCSPD_PORT:-58080}
 conf="$run/certfleet.conf"
 bin="$root/build/bin"
 # shellcheck source-path=SCRIPTDIR
@@ -72,6 +73,8 @@ migrations_dir = $root/schemas/sql
 [redis]
 host = 127.0.0.1
 port = $redis_port
+[ocspd]
+listen = 127.0.0.1:$ocspd_port
 [log]
 level = info
 CONF

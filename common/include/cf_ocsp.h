@@ -15,6 +15,7 @@
 #include "cf_error.h"
 #include "cf_keystore.h"
 #include "cf_pg.h"
+#include "cf_redis.h"
 
 /* A CA's current delegated responder: the newest row of ocsp_responders that is valid now. */
 typedef struct {
@@ -62,5 +63,57 @@ int cf_ocsp_store(cf_pg_t *pg, int64_t ca_id, const cf_ocsp_status_t *st, int64_
  * *OUT_LEN gets its length. NULL when out of memory. */
 unsigned char *cf_ocsp_cache_value(int64_t this_update, int64_t next_update,
                                    const unsigned char *der, int len, size_t *out_len);
+
+/* ---- additions: building responders without the database, and the bulk paths of
+ * ocsp.presign (docs/ocsp.md) ---- */
+
+/* A responder from its parts (for cf_ocsp_responder_load and for tests): ID and CA_ID as the
+ * row's, CA_CERT the issuing CA's certificate (hashed into every CertID), CERT and KEY the
+ * responder's (both up-referenced, not taken), MD the response signature digest (NULL: the
+ * SHA-2 hash the responder certificate was signed with, else SHA-256; always NULL for
+ * Ed25519/Ed448). Prepares the signing template. NULL + err ("internal") when the key
+ * does not match the certificate or cannot sign. */
+cf_ocsp_responder_t *cf_ocsp_responder_new(int64_t id, int64_t ca_id, X509 *ca_cert, X509 *cert,
+                                           EVP_PKEY *key, const EVP_MD *md, cf_error_t *err);
+
+/* The id of CA_ID's current responder (the newest row valid at NOW) into *ID, or 0 when there
+ * is none. 0, or -1 + err ("unavailable"). Cheap: for caches that reload on a change. */
+int cf_ocsp_responder_current(cf_pg_t *pg, int64_t ca_id, int64_t now, int64_t *id,
+                              cf_error_t *err);
+
+/* One signed response of a bulk store. */
+typedef struct {
+    const char *serial;       /* upper-case hex, as stored */
+    bool revoked;             /* the status signed */
+    bool replace_revoked;     /* a good response that may replace a stored revoked one: the
+                               * caller checked, with the certificate row locked in this
+                               * transaction, that it is no longer revoked */
+    const unsigned char *der; /* the OCSPResponse */
+    int len;                  /* its length */
+    bool stored;              /* out: cf_ocsp_store_many wrote it */
+} cf_ocsp_row_t;
+
+/* Upsert N responses signed at THIS_UPDATE/NEXT_UPDATE by RESPONDER_ID in one statement (in
+ * the caller's transaction, if one is open). A stored revoked response is never replaced by a
+ * good one unless the row says replace_revoked, so that a pre-signing run that read a
+ * certificate just before it was revoked cannot undo cert.revoke's response. Sets each row's
+ * stored; *STORED (may be NULL) gets their count. 0, or -1 + err ("unavailable"). */
+int cf_ocsp_store_many(cf_pg_t *pg, int64_t ca_id, int64_t responder_id, int64_t this_update,
+                       int64_t next_update, cf_ocsp_row_t *rows, size_t n, size_t *stored,
+                       cf_error_t *err);
+
+/* Write the stored rows of ROWS to Redis (cf:ocsp:<ca_id>:<serial>, header + DER, EXPIREAT
+ * NEXT_UPDATE) in one pipeline. Redis is a cache: the number of failed writes is returned
+ * (0 when all went in), -1 when the pipeline broke. */
+int cf_ocsp_cache_many(cf_redis_t *redis, int64_t ca_id, const cf_ocsp_row_t *rows, size_t n,
+                       int64_t this_update, int64_t next_update);
+
+/* Close the race between a bulk cache write and a concurrent revocation: for the good rows of
+ * ROWS that were stored and whose stored response is now revoked (cert.revoke committed after
+ * our upsert), write PostgreSQL's response to Redis again. Call it after cf_ocsp_cache_many;
+ * since cert.revoke writes Redis only after its commit, the newest response wins either way.
+ * The number of entries rewritten, or -1 + err. */
+int cf_ocsp_cache_recheck(cf_pg_t *pg, cf_redis_t *redis, int64_t ca_id, const cf_ocsp_row_t *rows,
+                          size_t n, cf_error_t *err);
 
 #endif

@@ -62,3 +62,10 @@ CREATE INDEX ocsp_responses_this_update ON ocsp_responses (ca_id, this_update);
 
 -- Certificates that refer to a CA's responder rows must not block deleting old responders.
 CREATE INDEX ocsp_responses_responder ON ocsp_responses (responder_id);
+
+-- The Redis cache is keyed by CA id (cf:ocsp:<ca_id>:..., cf:crl:<ca_id>:...). Several
+-- databases may share one Redis (staging and production, test runs, a database dropped and
+-- made again): CA ids start at a random point per database so that their keys never meet.
+SELECT setval(pg_get_serial_sequence('certificate_authorities', 'id'),
+              (SELECT COALESCE(max(id), 0) FROM certificate_authorities)
+                  + 1 + floor(random() * 1099511627776)::bigint, false);

@@ -1,4 +1,4 @@
-/* certfleet-signer: creates certificate authorities and issues certificates.
+/* certfleet-signer: creates certificate authorities, issues and revokes certificates.
  * Every worker also serves the health checks sys.echo and sys.ping (schemas/jobs.md). */
 #include "signer.h"
 
@@ -7,6 +7,7 @@ static const cf_handler_t s_handlers[] = {
     {"ca.import", signer_ca_import, CF_HANDLER_DURABLE},
     {"cert.issue", signer_cert_issue, CF_HANDLER_DURABLE | CF_HANDLER_BATCH},
     {"cert.import", signer_cert_import, CF_HANDLER_DURABLE},
+    {"cert.revoke", signer_cert_revoke, CF_HANDLER_DURABLE},
     CF_WORKER_SYS_HANDLERS,
     {NULL, NULL, 0},
 };

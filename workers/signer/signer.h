@@ -60,6 +60,8 @@ int signer_ca_import(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer 
                      cf_error_t *err);
 int signer_cert_import(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer *result,
                        cf_error_t *err);
+int signer_cert_revoke(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer *result,
+                       cf_error_t *err);
 int signer_cert_issue(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer *result,
                       cf_error_t *err);
 

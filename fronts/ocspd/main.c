@@ -1,0 +1,114 @@
+/* certfleet-ocspd: answers OCSP (RFC 6960, RFC 5019) from pre-signed responses and serves
+ * CRLs and CA certificates, reading Redis and PostgreSQL only (docs/ocspd.md). A thin main:
+ * flags, config, start the HTTP daemon, wait for SIGINT/SIGTERM, stop in reverse order. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cf_log.h"
+#include "ocspd.h"
+
+#define S_PROGRAM "certfleet-ocspd"
+
+/* An integer setting within [LO, HI]; -1 (logged) outside. */
+static int s_range(cf_config_t *cfg, const char *key, int64_t dflt, int64_t lo, int64_t hi,
+                   int64_t *out)
+{
+    int64_t v = cf_config_get_int(cfg, "ocspd", key, dflt);
+    if (v < lo || v > hi) {
+        cf_log_error("config \"ocspd.%s\" = %lld is out of range [%lld, %lld]", key, (long long)v,
+                     (long long)lo, (long long)hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int ocspd_settings_load(cf_config_t *cfg, ocspd_settings_t *out)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->listen, sizeof out->listen, "%s",
+             cf_config_get(cfg, "ocspd", "listen", "127.0.0.1:8080"));
+    int64_t threads, timeout, max_req, cache_ms, max_conn, per_ip, mem, crl_max;
+    if (s_range(cfg, "threads", 4, 1, 1024, &threads) != 0 ||
+        s_range(cfg, "connection_timeout_s", 10, 1, 3600, &timeout) != 0 ||
+        s_range(cfg, "max_request_bytes", 8192, 256, CF_OCSP_REQUEST_MAX, &max_req) != 0 ||
+        s_range(cfg, "ca_cache_ms", 5000, 0, 86400000, &cache_ms) != 0 ||
+        s_range(cfg, "max_connections", 1024, 1, 1000000, &max_conn) != 0 ||
+        s_range(cfg, "per_ip_connection_limit", 0, 0, 1000000, &per_ip) != 0 ||
+        /* MHD keeps the request line and headers in this pool: room for a GET whose base64
+         * (maybe percent-encoded) is as long as the largest request allows. */
+        s_range(cfg, "connection_memory_limit", 4 * max_req + 16384, 8192, 16 << 20, &mem) != 0 ||
+        s_range(cfg, "crl_cache_max_bytes", 4 << 20, 0, 512 << 20, &crl_max) != 0)
+        return -1;
+    out->threads = (int)threads;
+    out->connection_timeout_s = (int)timeout;
+    out->max_request_bytes = (size_t)max_req;
+    out->ca_cache_ms = cache_ms;
+    out->max_connections = (int)max_conn;
+    out->per_ip_connection_limit = (int)per_ip;
+    out->connection_memory = (size_t)mem;
+    out->crl_cache_max_bytes = (size_t)crl_max;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *config_path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            config_path = argv[++i];
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("usage: %s [--config FILE]\n"
+                   "serves OCSP, CRLs and CA certificates over HTTP (docs/ocspd.md)\n",
+                   S_PROGRAM);
+            return 0;
+        } else {
+            fprintf(stderr, "%s: unknown argument \"%s\"\n", S_PROGRAM, argv[i]);
+            return 2;
+        }
+    }
+    char errbuf[512] = "";
+    cf_config_t *cfg = cf_config_load(config_path, errbuf, sizeof errbuf);
+    if (!cfg) {
+        fprintf(stderr, "%s: %s\n", S_PROGRAM, errbuf);
+        return 1;
+    }
+    cf_log_configure(cfg, S_PROGRAM);
+
+    /* Block the stop signals before any thread starts, so that every MHD thread inherits
+     * the mask and only sigwait below sees them. A peer that hangs up must not kill us. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int rc = 1;
+    ocspd_t srv = {.cfg = cfg};
+    bool have_key = false;
+    if (ocspd_settings_load(cfg, &srv.settings) != 0)
+        goto out;
+    if (pthread_key_create(&srv.store_key, ocspd_store_destroy) != 0)
+        goto out;
+    have_key = true;
+    srv.cas = ocspd_cas_new(srv.settings.ca_cache_ms);
+    if (!srv.cas || ocspd_http_start(&srv) != 0)
+        goto out;
+
+    int sig = 0;
+    sigwait(&stop, &sig);
+    cf_log_info("signal %d: stopping", sig);
+    rc = 0;
+out:
+    /* Stopping the daemon joins its threads, whose store connections go with them. */
+    ocspd_http_stop(&srv);
+    ocspd_cas_destroy(&srv.cas);
+    if (have_key)
+        pthread_key_delete(srv.store_key);
+    cf_config_destroy(&cfg);
+    if (rc != 0)
+        cf_log_error("%s stopped on an error", S_PROGRAM);
+    return rc;
+}
