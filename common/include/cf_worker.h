@@ -22,6 +22,7 @@
 #include "cf_config.h"
 #include "cf_error.h"
 #include "cf_job.h"
+#include "cf_lock.h"
 #include "cf_pg.h"
 #include "cf_redis.h"
 
@@ -56,6 +57,10 @@ int cf_handler_defer_redis(cf_handler_ctx_t *ctx, int argc, const char **argv,
  * pieces of work, at least once a second, so that the broker does not count the worker as
  * gone (it sends a heartbeat when one is due). */
 void cf_worker_keepalive(cf_worker_t *self);
+
+/* Take LOCK, waiting up to WAIT_MS for another worker to let it go and heartbeating while it
+ * waits. 1 taken, 0 still held by someone else, -1 Redis error. */
+int cf_handler_lock_wait(cf_handler_ctx_t *ctx, cf_lock_t *lock, int wait_ms);
 
 enum {
     CF_HANDLER_PURE = 0,    /* no writes: may run twice, nothing recorded */

@@ -129,6 +129,18 @@ static void s_deferred_run(cf_worker_t *self)
     zlistx_purge(self->deferred);
 }
 
+int cf_handler_lock_wait(cf_handler_ctx_t *ctx, cf_lock_t *lock, int wait_ms)
+{
+    uint64_t until = cf_mono_ms() + (uint64_t)(wait_ms > 0 ? wait_ms : 0);
+    for (;;) {
+        int got = cf_lock_acquire(lock);
+        if (got != 0 || cf_mono_ms() >= until)
+            return got;
+        cf_worker_keepalive(ctx->worker);
+        zclock_sleep(20);
+    }
+}
+
 void cf_worker_keepalive(cf_worker_t *self)
 {
     uint64_t now = cf_mono_ms();

@@ -225,7 +225,7 @@ static int s_reason(const char *name)
 }
 
 /* Stream the entries into W. 0, -1 + err (bad stored data), or CF_HANDLER_ABORT. */
-static int s_add_entries(cf_handler_ctx_t *ctx, crl_lock_t *lock, cf_crl_writer_t *w,
+static int s_add_entries(cf_handler_ctx_t *ctx, cf_lock_t *lock, cf_crl_writer_t *w,
                          const cf_ca_t *ca, cf_scope_t scope, int shard, cf_error_t *err)
 {
     if (scope == CF_SCOPE_ATTRIBUTE)
@@ -270,8 +270,8 @@ static int s_add_entries(cf_handler_ctx_t *ctx, crl_lock_t *lock, cf_crl_writer_
             break;
         /* Between chunks: stay alive for the broker and keep the lock. */
         cf_worker_keepalive(ctx->worker);
-        if (crl_lock_renew(ctx, lock) != 1)
-            cf_log_warn("CRL of \"%s\": lost lock \"%s\" while building", ca->name, lock->key);
+        if (cf_lock_renew(lock) != 1)
+            cf_log_warn("CRL of \"%s\": lost its lock while building", ca->name);
     }
     if (cf_pg_exec(ctx->pg, "CLOSE cf_crl_entries") != 0) {
         cf_error_set(err, "unavailable", "", "could not read revoked certificates: %s",
@@ -417,7 +417,7 @@ int crl_build(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer *result
     EVP_PKEY *key = NULL;
     X509_EXTENSION *idp = NULL;
     cf_crl_writer_t *w = NULL;
-    crl_lock_t lock = {.held = 0};
+    cf_lock_t *lock = NULL;
     const char *ca_name, *algorithm, *counter, *password;
     int64_t shard, expires;
     bool if_stale;
@@ -504,11 +504,12 @@ int crl_build(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer *result
     /* One builder per (CA, scope, shard): a second one waits and then builds the next number,
      * so numbers never repeat and a CRL never replaces a newer one. */
     char lock_key[128];
-    snprintf(lock_key, sizeof lock_key, "cf:lock:crl:%lld:%s:%d", (long long)ca->id,
-             cf_scope_name(scope), (int)shard);
+    snprintf(lock_key, sizeof lock_key, "crl:%lld:%s:%d", (long long)ca->id, cf_scope_name(scope),
+             (int)shard);
     int wait_ms = (int)cf_config_get_int(ctx->config, "crl", "lock_wait_ms", 30000);
     int ttl_ms = (int)cf_config_get_int(ctx->config, "crl", "lock_ttl_ms", 60000);
-    int got = crl_lock_acquire(ctx, &lock, lock_key, ttl_ms, wait_ms);
+    lock = cf_lock_new(ctx->redis, lock_key, ttl_ms);
+    int got = lock ? cf_handler_lock_wait(ctx, lock, wait_ms) : -1;
     if (got != 1) {
         cf_error_set(err, "unavailable", "",
                      got == 0 ? "another worker is still building the %s CRL (shard %d) of "
@@ -558,7 +559,7 @@ int crl_build(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer *result
         rc = s_undo(ctx, -1);
         goto out;
     }
-    rc = s_add_entries(ctx, &lock, w, ca, scope, (int)shard, err);
+    rc = s_add_entries(ctx, lock, w, ca, scope, (int)shard, err);
     if (rc != 0) {
         rc = rc == CF_HANDLER_ABORT ? rc : s_undo(ctx, rc);
         goto out;
@@ -601,7 +602,7 @@ int crl_build(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer *result
 out:
     /* Released before the commit: a builder that takes it next waits for our commit on the
      * crl_counters row lock, so it still draws the next number. */
-    crl_lock_release(ctx, &lock);
+    cf_lock_destroy(&lock); /* releases it */
     cf_crl_writer_destroy(&w);
     X509_EXTENSION_free(idp);
     EVP_PKEY_free(key);

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "cf_lock.h"
 #include "cf_log.h"
@@ -426,7 +425,7 @@ static int s_lock(s_run_t *run, cf_error_t *err)
 {
     cf_handler_ctx_t *ctx = run->ctx;
     char key[128];
-    snprintf(key, sizeof key, "cf:ocsp-presign:%lld:%lld:%lld", (long long)run->ca->id,
+    snprintf(key, sizeof key, "ocsp-presign:%lld:%lld:%lld", (long long)run->ca->id,
              (long long)run->shards, (long long)run->shard);
     snprintf(run->pending_key, sizeof run->pending_key, "cf:ocsp-presign-pending:%lld:%lld:%lld",
              (long long)run->ca->id, (long long)run->shards, (long long)run->shard);
@@ -435,26 +434,19 @@ static int s_lock(s_run_t *run, cf_error_t *err)
         cf_error_set(err, "internal", "", "out of memory");
         return -1;
     }
-    uint64_t until =
-        cf_mono_ms() + (uint64_t)cf_config_get_int(ctx->config, "ocsp", "lock_wait_ms", 15000);
-    for (;;) {
-        int got = cf_lock_acquire(run->lock);
-        if (got == 1) {
-            run->renewed_at = cf_mono_ms();
-            return 0;
-        }
-        if (got < 0) {
-            /* The table is the record and every write an idempotent upsert: without Redis the
-             * lock only saves double work, so go on without it. */
-            cf_log_warn("OCSP shard lock unavailable, running without it: %s",
-                        cf_redis_errstr(ctx->redis));
-            cf_lock_destroy(&run->lock);
-            return 0;
-        }
-        if (cf_mono_ms() >= until)
-            break;
-        cf_worker_keepalive(ctx->worker);
-        usleep(100 * 1000);
+    int got = cf_handler_lock_wait(
+        ctx, run->lock, (int)cf_config_get_int(ctx->config, "ocsp", "lock_wait_ms", 15000));
+    if (got == 1) {
+        run->renewed_at = cf_mono_ms();
+        return 0;
+    }
+    if (got < 0) {
+        /* The table is the record and every write an idempotent upsert: without Redis the
+         * lock only saves double work, so go on without it. */
+        cf_log_warn("OCSP shard lock unavailable, running without it: %s",
+                    cf_redis_errstr(ctx->redis));
+        cf_lock_destroy(&run->lock);
+        return 0;
     }
     cf_lock_destroy(&run->lock);
     cf_error_set(err, "in_progress", "",
