@@ -13,7 +13,9 @@ CREATE TABLE crl_counters (
 
 -- The current CRL of each (CA, scope, shard). scope: 'all' (django-ca's None), 'ca', 'user',
 -- 'attribute'; shard is 0 unless the CA has crl_shards > 1 (user and all scopes). A newer
--- CRL only replaces an older one (higher number). stale: a revocation happened since.
+-- CRL only replaces an older one (higher number). stale: a revocation happened since; marks
+-- counts the revocations that marked it, so that a build can tell one it could not see (it
+-- came after the build read its entries) from one it listed.
 CREATE TABLE crls (
     ca_id       bigint NOT NULL REFERENCES certificate_authorities (id),
     scope       text NOT NULL CHECK (scope IN ('all', 'ca', 'user', 'attribute')),
@@ -24,6 +26,7 @@ CREATE TABLE crls (
     entries     bigint NOT NULL DEFAULT 0,
     der         bytea NOT NULL,
     stale       boolean NOT NULL DEFAULT false,
+    marks       bigint NOT NULL DEFAULT 0,
     built_by    text NOT NULL DEFAULT '',
     updated_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (ca_id, scope, shard)

@@ -20,10 +20,11 @@ void crl_state_destroy(crl_t *state);
 /* Store DER (LEN bytes) as the current CRL of (CA_ID, SCOPE, SHARD) unless a higher number is
  * stored, in the job's transaction: COPY in binary format into a temporary table, in chunks,
  * then INSERT ... SELECT, so libpq never holds a second whole copy. *STORED: the row was
- * written (0: a newer one was there). 0, or -1 with the error in cf_pg_errstr. */
+ * written (0: a newer one was there). MARKS_SEEN: the row's marks (revocations counted) read
+ * before the entries were, -1 when there was no row. 0, or -1 with the error in cf_pg_errstr. */
 int crl_store(cf_handler_ctx_t *ctx, int64_t ca_id, const char *scope, int shard, int64_t number,
               int64_t this_update, int64_t next_update, int64_t entries, const unsigned char *der,
-              size_t len, int *stored);
+              size_t len, int64_t marks_seen, int *stored);
 
 int crl_build(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer *result, cf_error_t *err);
 

@@ -332,6 +332,25 @@ static int s_current(cf_handler_ctx_t *ctx, int64_t ca_id, const char *scope, in
     return rc;
 }
 
+/* The revocations counted on the stored CRL of (CA_ID, SCOPE, SHARD) so far (read before the
+ * entries are): -1 when none is stored, -2 on a database error. */
+static int64_t s_marks(cf_handler_ctx_t *ctx, int64_t ca_id, const char *scope, int shard)
+{
+    char id[24], sh[16];
+    snprintf(id, sizeof id, "%lld", (long long)ca_id);
+    snprintf(sh, sizeof sh, "%d", shard);
+    const char *values[] = {id, scope, sh};
+    PGresult *res = cf_pg_exec_params(
+        ctx->pg,
+        "SELECT marks FROM crls WHERE ca_id = $1::bigint AND scope = $2 AND shard = $3::int", 3,
+        values, NULL, NULL, 0);
+    if (!res)
+        return -2;
+    int64_t marks = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : -1;
+    PQclear(res);
+    return marks;
+}
+
 /* The next number of COUNTER: 0 for a new counter, then one more each time. The row lock of
  * the upsert orders concurrent builders until their commit. -1 on error. */
 static int64_t s_next_number(cf_handler_ctx_t *ctx, int64_t ca_id, const char *counter)
@@ -559,6 +578,13 @@ int crl_build(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer *result
         rc = s_undo(ctx, -1);
         goto out;
     }
+    int64_t marks = s_marks(ctx, ca->id, cf_scope_name(scope), (int)shard);
+    if (marks < -1) {
+        cf_error_set(err, "unavailable", "", "could not read the stored CRL: %s",
+                     cf_pg_errstr(ctx->pg));
+        rc = CF_HANDLER_ABORT;
+        goto out;
+    }
     rc = s_add_entries(ctx, lock, w, ca, scope, (int)shard, err);
     if (rc != 0) {
         rc = rc == CF_HANDLER_ABORT ? rc : s_undo(ctx, rc);
@@ -576,7 +602,7 @@ int crl_build(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer *result
     int stored = 0;
     cf_worker_keepalive(ctx->worker);
     if (crl_store(ctx, ca->id, cf_scope_name(scope), (int)shard, o.number, o.this_update,
-                  o.next_update, o.entries, der, len, &stored) != 0) {
+                  o.next_update, o.entries, der, len, marks, &stored) != 0) {
         cf_error_set(err, "unavailable", "", "could not store CRL: %s", cf_pg_errstr(ctx->pg));
         rc = CF_HANDLER_ABORT;
         goto out;

@@ -76,7 +76,7 @@ static int s_copy(cf_handler_ctx_t *ctx, PGconn *conn, const unsigned char *der,
 
 int crl_store(cf_handler_ctx_t *ctx, int64_t ca_id, const char *scope, int shard, int64_t number,
               int64_t this_update, int64_t next_update, int64_t entries, const unsigned char *der,
-              size_t len, int *stored)
+              size_t len, int64_t marks_seen, int *stored)
 {
     *stored = 0;
     if (len > 0x7fffffffu)
@@ -87,15 +87,18 @@ int crl_store(cf_handler_ctx_t *ctx, int64_t ca_id, const char *scope, int shard
             cf_log_error("could not store CRL: %s", PQerrorMessage(conn));
         return -1;
     }
-    char id[24], sh[16], num[24], t1[24], t2[24], n[24];
+    char id[24], sh[16], num[24], t1[24], t2[24], n[24], marks[24];
+    snprintf(marks, sizeof marks, "%lld", (long long)marks_seen);
     snprintf(id, sizeof id, "%lld", (long long)ca_id);
     snprintf(sh, sizeof sh, "%d", shard);
     snprintf(num, sizeof num, "%lld", (long long)number);
     snprintf(t1, sizeof t1, "%lld", (long long)this_update);
     snprintf(t2, sizeof t2, "%lld", (long long)next_update);
     snprintf(n, sizeof n, "%lld", (long long)entries);
-    const char *values[] = {id, scope, sh, num, t1, t2, n, ctx->name ? ctx->name : ""};
-    /* Only a higher number replaces the stored CRL: a build that lost a race to a newer one
+    const char *values[] = {id, scope, sh, num, t1, t2, n, ctx->name ? ctx->name : "", marks};
+    /* A revocation that marked the stored row after MARKS_SEEN was read came too late for
+     * this build's entries: the new CRL is stored stale, and the next if_stale build lists
+     * it. Only a higher number replaces the stored CRL: a build that lost a race to a newer one
      * (or used a counter of its own that is behind) must not move the CRL backwards. */
     PGresult *res = cf_pg_exec_params(
         ctx->pg,
@@ -105,10 +108,10 @@ int crl_store(cf_handler_ctx_t *ctx, int64_t ca_id, const char *scope, int shard
         "to_timestamp($6::bigint), $7::bigint, der, false, $8, now() FROM cf_crl_upload "
         "ON CONFLICT (ca_id, scope, shard) DO UPDATE SET number = EXCLUDED.number, "
         "this_update = EXCLUDED.this_update, next_update = EXCLUDED.next_update, "
-        "entries = EXCLUDED.entries, der = EXCLUDED.der, stale = false, "
+        "entries = EXCLUDED.entries, der = EXCLUDED.der, stale = c.marks <> $9::bigint, "
         "built_by = EXCLUDED.built_by, updated_at = now() WHERE c.number < EXCLUDED.number "
         "RETURNING 1",
-        8, values, NULL, NULL, 0);
+        9, values, NULL, NULL, 0);
     if (!res)
         return -1;
     *stored = PQntuples(res) == 1;

@@ -87,13 +87,14 @@ static int s_mark_crls(cf_handler_ctx_t *ctx, const s_target_t *t, int *marked, 
     snprintf(issuer, sizeof issuer, "%lld", (long long)t->issuer_id);
     snprintf(shard, sizeof shard, "%d", t->crl_shard);
     const char *values[2] = {issuer, shard};
-    PGresult *res = cf_pg_exec_params(
-        ctx->pg,
-        t->is_ca ? "UPDATE crls SET stale = true WHERE ca_id = $1::bigint AND scope IN ('all', "
-                   "'ca')"
-                 : "UPDATE crls SET stale = true WHERE ca_id = $1::bigint AND scope IN ('all', "
-                   "'user') AND shard = $2::int",
-        t->is_ca ? 1 : 2, values, NULL, NULL, 0);
+    PGresult *res = cf_pg_exec_params(ctx->pg,
+                                      t->is_ca ? "UPDATE crls SET stale = true, marks = marks + 1 "
+                                                 "WHERE ca_id = $1::bigint AND scope IN ('all', "
+                                                 "'ca')"
+                                               : "UPDATE crls SET stale = true, marks = marks + 1 "
+                                                 "WHERE ca_id = $1::bigint AND scope IN ('all', "
+                                                 "'user') AND shard = $2::int",
+                                      t->is_ca ? 1 : 2, values, NULL, NULL, 0);
     if (!res)
         return s_db_error(ctx, err, "mark the CRLs stale");
     *marked = atoi(PQcmdTuples(res));
