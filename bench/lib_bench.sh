@@ -3,7 +3,7 @@
 # loopback ports in a temp folder, a config ($conf) and a broker; everything is stopped and
 # removed on exit. Helpers: cf (the command with the config), sql (psql on the bench
 # database), start_worker PROG NAME (pid in $last_pid), stop_pids PID..., peak_kib PID,
-# rss_kib PID, timed CMD... (wall seconds of CMD on stdout, CMD's output to $tmp/timed.out).
+# rss_kib PID, start_front PROG, timed CMD... (wall seconds of CMD on stdout, CMD's output to $tmp/timed.out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -56,6 +56,12 @@ pids+=($!)
 
 start_worker() {
   "$root/build/bin/$1" --config "$conf" --name "$2" 2>>"$tmp/$2.log" &
+  last_pid=$!
+  pids+=("$last_pid")
+}
+# A front (no --name): start_front PROG.
+start_front() {
+  "$root/build/bin/$1" --config "$conf" 2>>"$tmp/$1.log" &
   last_pid=$!
   pids+=("$last_pid")
 }

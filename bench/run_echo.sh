@@ -3,7 +3,7 @@
 # needed for sys.ping), runs certfleet-bench-echo next to the raw ZeroMQ echo, stops them.
 #   bench/run_echo.sh [--workers N] [--seconds S] [--depths 1,16,256] [--type sys.ping]
 # For the durable sys.echo, run it against a local fleet instead:
-#   deploy/local.sh up && build/bench/certfleet-bench-echo --endpoint tcp://127.0.0.1:55555 --type sys.echo
+#   deploy/local.sh up && build/bench/certfleet-bench-echo --endpoint tcp://127.0.0.1:25555 --type sys.echo
 set -euo pipefail
 cd "$(dirname "$0")/.."
 workers=2 seconds=3 depths=1,16,256 type=sys.ping

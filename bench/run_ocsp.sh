@@ -53,7 +53,7 @@ print('|---:|---:|---:|---:|---:|---:|---:|')
 print('| $stored of $total | $shards | 2 | $secs | %.0f | $raw | %.0f%% |' % (rate, 100 * rate / $raw))"
 
 # (c) certfleet-ocspd against the openssl ocsp responder, same request.
-start_worker certfleet-ocspd bench-ocspd 2>/dev/null || true
+start_front certfleet-ocspd
 cf ca dump ocspbench -o "$tmp/ca.pem"
 openssl ocsp -issuer "$tmp/ca.pem" -cert "$tmp/leaf.pem" -reqout "$tmp/req.der" -no_nonce >/dev/null 2>&1
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$ocspd_port/health" >/dev/null && break; sleep 0.1; done
@@ -65,7 +65,7 @@ serial=$(openssl x509 -in "$tmp/leaf.pem" -noout -serial | cut -d= -f2)
 printf 'V\t%s\t\t%s\tunknown\t/CN=leaf.example.test\n' \
   "$(date -u -d '+90 days' +%y%m%d%H%M%SZ)" "$serial" >"$ossl/index.txt"
 ossl_port=$(cf_free_port)
-openssl ocsp -index "$ossl/index.txt" -port "127.0.0.1:$ossl_port" -rsigner "$tmp/ca.pem" \
+openssl ocsp -index "$ossl/index.txt" -port "$ossl_port" -rsigner "$tmp/ca.pem" \
   -rkey "$ossl/ca.key" -CA "$tmp/ca.pem" -ignore_err 2>"$tmp/openssl-ocsp.log" &
 pids+=($!)
 sleep 1

@@ -5,18 +5,19 @@
 #   deploy/local.sh down     stop everything, in reverse order
 #   deploy/local.sh status   one line per process; non-zero if something is down
 #   deploy/local.sh env      print the export line for the certfleet command
-# Ports (loopback only): CERTFLEET_LOCAL_PG_PORT (55432), CERTFLEET_LOCAL_REDIS_PORT (56379),
-# CERTFLEET_LOCAL_BROKER_PORT (55555).
+# Ports (loopback only): CERTFLEET_LOCAL_PG_PORT (25432), CERTFLEET_LOCAL_REDIS_PORT (26379),
+# CERTFLEET_LOCAL_BROKER_PORT (25555), CERTFLEET_LOCAL_OCSPD_PORT (28080): below the kernel's ephemeral range
+# (32768-60999), so that no outgoing connection ever holds them.
 # Layout: .run/certfleet.conf (written by "up"), .run/pg (PostgreSQL data), .run/redis,
 # .run/log/NAME.log, .run/pids/NAME.pid.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 run="$root/.run"
-pg_port=${CERTFLEET_LOCAL_PG_PORT:-55432}
-redis_port=${CERTFLEET_LOCAL_REDIS_PORT:-56379}
-broker_port=${CERTFLEET_LOCAL_BROKER_PORT:-55555}
-ocspd_port=${CERTFLEET_LOCAL_OCSPD_PORT:-58080}
+pg_port=${CERTFLEET_LOCAL_PG_PORT:-25432}
+redis_port=${CERTFLEET_LOCAL_REDIS_PORT:-26379}
+broker_port=${CERTFLEET_LOCAL_BROKER_PORT:-25555}
+ocspd_port=${CERTFLEET_LOCAL_OCSPD_PORT:-28080}
 conf="$run/certfleet.conf"
 bin="$root/build/bin"
 # shellcheck source-path=SCRIPTDIR

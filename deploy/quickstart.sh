@@ -62,7 +62,7 @@ say "a certificate authority: a root, an intermediate below it, and a server cer
 demo=.run/demo
 # The CAs' default hostname is the local certfleet-ocspd, so the OCSP and CRL URLs in the
 # certificates are ones this machine answers.
-host=127.0.0.1:${CERTFLEET_LOCAL_OCSPD_PORT:-58080}
+host=127.0.0.1:${CERTFLEET_LOCAL_OCSPD_PORT:-28080}
 mkdir -p "$demo"
 # Idempotent: a second run reuses the CAs of the first.
 if ! $cf ca view demo-root >/dev/null 2>&1; then

@@ -305,12 +305,15 @@ int ocspd_http_start(ocspd_t *srv)
         cf_log_error("could not resolve listen address \"%s\"", s->listen);
         return -1;
     }
-    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    unsigned int flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO | MHD_USE_ERROR_LOG;
     if (v6)
         flags |= MHD_USE_IPv6;
     srv->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, s_access, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)s->threads, MHD_OPTION_CONNECTION_TIMEOUT,
+        /* A restart must not wait for the old connections' TIME_WAIT to pass. */
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned int)s->threads, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned int)s->connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         s->connection_memory, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)s->max_connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)s->per_ip_connection_limit,

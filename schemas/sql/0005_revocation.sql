@@ -61,10 +61,12 @@ CREATE TABLE ocsp_responses (
     der           bytea NOT NULL,
     PRIMARY KEY (ca_id, serial)
 );
-CREATE INDEX ocsp_responses_this_update ON ocsp_responses (ca_id, this_update);
+-- No other index: every refresh rewrites this_update, responder_id and der, and with the
+-- primary key alone PostgreSQL can do it as a HOT update. (Responders are never deleted, so
+-- the foreign key needs no index either.)
 
--- Certificates that refer to a CA's responder rows must not block deleting old responders.
-CREATE INDEX ocsp_responses_responder ON ocsp_responses (responder_id);
+-- OCSP pre-signing reads a CA's certificates by id ranges (its shards).
+CREATE INDEX certificates_ca_id ON certificates (ca_id, id);
 
 -- The Redis cache is keyed by CA id (cf:ocsp:<ca_id>:..., cf:crl:<ca_id>:...). Several
 -- databases may share one Redis (staging and production, test runs, a database dropped and

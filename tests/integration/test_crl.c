@@ -546,6 +546,7 @@ static void test_concurrent(void **state)
     X509 *leaf = s_issue(f, "busy", "busy.example.com", &serial);
     s_revoke(f, serial, "unspecified");
     enum { N = 40 };
+    s_sql(f, "DELETE FROM job_results WHERE type = 'crl.build'"); /* count this test's only */
     msgpack_sbuffer buf;
     msgpack_sbuffer_init(&buf);
     json_t *p = json_pack("{s:s, s:s}", "ca", "busy", "scope", "user");
@@ -567,6 +568,8 @@ static void test_concurrent(void **state)
         cf_reply_destroy(&r);
     }
     /* Both workers took part, and the stored CRL is the last number. */
+    assert_int_equal(
+        s_count(f, "SELECT count(DISTINCT worker) FROM job_results WHERE type = 'crl.build'"), 2);
     assert_int_equal(s_count(f, "SELECT c.number FROM crls c JOIN certificate_authorities a ON "
                                 "a.id = c.ca_id WHERE a.name = 'busy' AND c.scope = 'user'"),
                      N - 1);

@@ -43,7 +43,7 @@ static const char *const s_select_sql[2] = {
     "SELECT c.id, c.serial, c.revoked, extract(epoch FROM c.revoked_date)::bigint, "
     "c.revoked_reason, extract(epoch FROM c.compromised)::bigint, " S_DUE
     "FROM (SELECT id, serial, revoked, revoked_date, revoked_reason, compromised "
-    "FROM certificates WHERE ca_id = $1::bigint AND id % $2::bigint = $3::bigint "
+    "FROM certificates WHERE ca_id = $1::bigint AND $3::bigint < $2::bigint "
     "AND id > $4::bigint AND id <= $9::bigint AND expires > to_timestamp($5::bigint) "
     "ORDER BY id LIMIT $8::int) c " S_RESPONSE,
     "SELECT c.id, c.serial, c.revoked, extract(epoch FROM c.revoked_date)::bigint, "
@@ -54,20 +54,19 @@ static const char *const s_select_sql[2] = {
     "ORDER BY id LIMIT $8::int) c " S_RESPONSE,
 };
 
-/* The highest id of a source ($1: the CA): where the windows end. */
-static const char *const s_max_sql[2] = {
-    "SELECT COALESCE(max(id), 0) FROM certificates WHERE $1::bigint > 0",
-    "SELECT COALESCE(max(id), 0) FROM certificate_authorities WHERE parent_id = $1::bigint",
-};
+/* The ends of a CA's certificate ids ($1: the CA), through (ca_id, id). */
+static const char s_cert_min_sql[] =
+    "SELECT COALESCE(min(id), 0) FROM certificates WHERE ca_id = $1::bigint";
+static const char s_cert_max_sql[] =
+    "SELECT COALESCE(max(id), 0) FROM certificates WHERE ca_id = $1::bigint";
 
-/* The first id after $2, or 0: a window is never spent on a gap in the ids (CA ids, for
- * one, start at a random point per database). The certificates' one leaves the CA out so
- * that the primary key answers it at once. */
-static const char *const s_next_sql[2] = {
-    "SELECT COALESCE(min(id), 0) FROM certificates WHERE id > $2::bigint AND $1::bigint > 0",
+/* Child CAs: the highest id of the CA's children ($1), and the first id after $2 (a window is
+ * never spent on a gap: CA ids start at a random point per database). */
+static const char s_child_max_sql[] =
+    "SELECT COALESCE(max(id), 0) FROM certificate_authorities WHERE parent_id = $1::bigint";
+static const char s_child_next_sql[] =
     "SELECT COALESCE(min(id), 0) FROM certificate_authorities WHERE parent_id = $1::bigint "
-    "AND id > $2::bigint",
-};
+    "AND id > $2::bigint";
 
 /* Rows whose stored response says revoked but the row does not any more (unrevoked): lock
  * them and see that it is still so before a good response may replace the revoked one. */
@@ -83,7 +82,7 @@ static const char *const s_repair_sql[2] = {
     "SELECT r.serial, r.der, extract(epoch FROM r.this_update)::bigint, "
     "extract(epoch FROM r.next_update)::bigint FROM certificates c JOIN ocsp_responses r "
     "ON r.ca_id = c.ca_id AND r.serial = c.serial WHERE c.ca_id = $1::bigint "
-    "AND c.id BETWEEN $2::bigint AND $3::bigint AND c.id % $4::bigint = $5::bigint "
+    "AND c.id BETWEEN $2::bigint AND $3::bigint AND $5::bigint < $4::bigint "
     "AND r.next_update > now()",
     "SELECT r.serial, r.der, extract(epoch FROM r.this_update)::bigint, "
     "extract(epoch FROM r.next_update)::bigint FROM certificate_authorities a "
@@ -488,15 +487,36 @@ int ocsp_presign(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer *res
         goto out;
     if (run.lock && s_repair(&run, err) != 0)
         goto out;
-    /* Windows of ids that hold about a chunk of the shard's rows when the CA has the table
-     * to itself; fewer when it shares it. */
+    /* Child CAs (few) are shared by id modulo shards, in windows of ids that hold about a
+     * chunk of the shard's rows. */
     int64_t window = S_CHUNK * run.shards;
     for (int source = S_CERTS; source <= S_CHILD_CAS; source++) {
+        if (source == S_CERTS) {
+            /* Certificates: the shard-th of `shards` equal slices of the CA's id range, read
+             * through (ca_id, id), so that a shard reads its own rows and no others. */
+            int64_t lo, top;
+            if (s_query_id(&run, s_cert_min_sql, 0, &lo, err) != 0 ||
+                s_query_id(&run, s_cert_max_sql, 0, &top, err) != 0)
+                goto out;
+            if (top == 0)
+                continue;
+            int64_t span = top - lo + 1;
+            int64_t from =
+                lo - 1 + span / run.shards * run.shard + span % run.shards * run.shard / run.shards;
+            int64_t to = lo - 1 + span / run.shards * (run.shard + 1) +
+                         span % run.shards * (run.shard + 1) / run.shards;
+            int64_t last = from;
+            while (last < to) {
+                if (s_alive(&run, err) != 0 || s_chunk(&run, source, &last, to, err) != 0)
+                    goto out;
+            }
+            continue;
+        }
         int64_t max_id, next, last = 0;
-        if (s_query_id(&run, s_max_sql[source], 0, &max_id, err) != 0)
+        if (s_query_id(&run, s_child_max_sql, 0, &max_id, err) != 0)
             goto out;
         while (last < max_id) {
-            if (s_query_id(&run, s_next_sql[source], last, &next, err) != 0)
+            if (s_query_id(&run, s_child_next_sql, last, &next, err) != 0)
                 goto out;
             if (next == 0)
                 break;
