@@ -11,7 +11,7 @@ packages=(
   libzmq3-dev libczmq-dev libmsgpack-dev libhiredis-dev libpq-dev libssl-dev
   libcmocka-dev libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev
   postgresql-15 postgresql-client-15 redis-server redis-tools
-  certbot apache2-utils dnsmasq-base iproute2 procps
+  certbot pebble apache2-utils dnsmasq-base iproute2 procps
 )
 
 installed() {

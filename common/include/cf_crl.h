@@ -68,6 +68,11 @@ int cf_crl_writer_finish(cf_crl_writer_t *self, cf_error_t *err);
  * a successful finish. The info's HEADROOM bytes right before it are the caller's to write. */
 unsigned char *cf_crl_writer_der(cf_crl_writer_t *self, size_t *len);
 
+/* Hand the finished CRL's buffer over to the caller (who frees it with free()): the DER
+ * starts at *OFFSET (with the info's HEADROOM bytes before it) and is *LEN bytes long.
+ * Afterwards cf_crl_writer_der answers NULL. NULL before a successful finish. */
+unsigned char *cf_crl_writer_release(cf_crl_writer_t *self, size_t *offset, size_t *len);
+
 /* Encode a Unix time as a DER Time: UTCTime for the years 1950..2049, else GeneralizedTime
  * (GENERALIZED: always GeneralizedTime, as invalidityDate is). OUT holds at least 17 bytes.
  * The length written, or -1 when the year is not within 0..9999. */

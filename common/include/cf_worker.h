@@ -53,6 +53,14 @@ typedef int(cf_handler_fn)(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_p
 int cf_handler_defer_redis(cf_handler_ctx_t *ctx, int argc, const char **argv,
                            const size_t *argvlen);
 
+/* The same for one large value: after the commit, BUF[OFFSET .. OFFSET+LEN) becomes the
+ * value of KEY, expiring at EXAT (Unix s), written in pieces of 1 MiB to a temporary key that
+ * is then renamed, so that neither this process nor Redis ever holds a second copy. Takes
+ * BUF (freed with free() once written, or when the transaction rolls back). 0, or -1 when
+ * out of memory (BUF is freed then too). */
+int cf_handler_defer_redis_value(cf_handler_ctx_t *ctx, const char *key, unsigned char *buf,
+                                 size_t offset, size_t len, int64_t exat);
+
 /* For a handler that runs long (a large CRL, a shard of OCSP responses): call it between
  * pieces of work, at least once a second, so that the broker does not count the worker as
  * gone (it sends a heartbeat when one is due). */

@@ -577,3 +577,16 @@ unsigned char *cf_crl_writer_der(cf_crl_writer_t *self, size_t *len)
         *len = self->der_len;
     return self->buf + self->der_off;
 }
+
+unsigned char *cf_crl_writer_release(cf_crl_writer_t *self, size_t *offset, size_t *len)
+{
+    if (!self->der_len)
+        return NULL;
+    unsigned char *buf = self->buf;
+    *offset = self->der_off;
+    *len = self->der_len;
+    self->buf = NULL;
+    self->cap = 0;
+    self->der_len = 0;
+    return buf;
+}

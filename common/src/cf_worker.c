@@ -52,6 +52,10 @@ typedef struct {
     int argc;
     char **argv;
     size_t *lens;
+    unsigned char *value; /* or a large value for argv[0] (the key), owned */
+    size_t offset;        /* where it starts in VALUE */
+    size_t value_len;     /* its length */
+    int64_t exat;         /* its expiry */
 } s_deferred_t;
 
 static void s_deferred_free(void **item)
@@ -63,8 +67,55 @@ static void s_deferred_free(void **item)
         free(d->argv[i]);
     free(d->argv);
     free(d->lens);
+    free(d->value);
     free(d);
     *item = NULL;
+}
+
+int cf_handler_defer_redis_value(cf_handler_ctx_t *ctx, const char *key, unsigned char *buf,
+                                 size_t offset, size_t len, int64_t exat)
+{
+    if (cf_handler_defer_redis(ctx, 1, &key, NULL) != 0) {
+        free(buf);
+        return -1;
+    }
+    s_deferred_t *d = zlistx_last(ctx->worker->deferred);
+    d->value = buf;
+    d->offset = offset;
+    d->value_len = len;
+    d->exat = exat;
+    return 0;
+}
+
+/* Write a large deferred value piece by piece: SET key:tmp, APPEND..., EXPIREAT, RENAME.
+ * Each piece is its own round trip, so hiredis never buffers more than one. 0 or -1. */
+static int s_deferred_value(cf_worker_t *self, s_deferred_t *d)
+{
+    enum { PIECE = 1 << 20 };
+    char tmp[512], exat[24];
+    snprintf(tmp, sizeof tmp, "%s:tmp:%s", d->argv[0], self->token);
+    snprintf(exat, sizeof exat, "%lld", (long long)d->exat);
+    size_t done = 0;
+    do {
+        size_t n = d->value_len - done < PIECE ? d->value_len - done : PIECE;
+        const char *argv[3] = {done ? "APPEND" : "SET", tmp,
+                               (const char *)d->value + d->offset + done};
+        size_t lens[3] = {strlen(argv[0]), strlen(tmp), n};
+        redisReply *r = cf_redis_commandargv(self->redis, 3, argv, lens);
+        if (!r)
+            return -1;
+        freeReplyObject(r);
+        done += n;
+    } while (done < d->value_len);
+    redisReply *r = cf_redis_command(self->redis, "EXPIREAT %s %s", tmp, exat);
+    if (!r)
+        return -1;
+    freeReplyObject(r);
+    r = cf_redis_command(self->redis, "RENAME %s %s", tmp, d->argv[0]);
+    if (!r)
+        return -1;
+    freeReplyObject(r);
+    return 0;
 }
 
 int cf_handler_defer_redis(cf_handler_ctx_t *ctx, int argc, const char **argv,
@@ -106,12 +157,15 @@ static void s_deferred_run(cf_worker_t *self)
     size_t n = zlistx_size(self->deferred);
     if (!n)
         return;
-    size_t queued = 0;
+    size_t queued = 0, failed = 0, values = 0;
     for (s_deferred_t *d = zlistx_first(self->deferred); d; d = zlistx_next(self->deferred)) {
-        if (cf_redis_appendargv(self->redis, d->argc, (const char **)d->argv, d->lens) == 0)
+        if (d->value)
+            values++;
+        else if (cf_redis_appendargv(self->redis, d->argc, (const char **)d->argv, d->lens) == 0)
             queued++;
+        else
+            failed++;
     }
-    size_t failed = n - queued;
     for (size_t i = 0; i < queued; i++) {
         redisReply *r = cf_redis_get_reply(self->redis);
         if (!r) {
@@ -122,6 +176,11 @@ static void s_deferred_run(cf_worker_t *self)
         if (r->type == REDIS_REPLY_ERROR)
             failed++;
         freeReplyObject(r);
+    }
+    for (s_deferred_t *d = zlistx_first(self->deferred); values && d;
+         d = zlistx_next(self->deferred)) {
+        if (d->value && s_deferred_value(self, d) != 0)
+            failed++;
     }
     if (failed)
         cf_log_warn("%zu of %zu cache writes to Redis failed after a commit: %s", failed, n,

@@ -374,19 +374,21 @@ static int64_t s_next_number(cf_handler_ctx_t *ctx, int64_t ca_id, const char *c
 /* After the commit: the new CRL into Redis (header + DER, expiring at nextUpdate) when small
  * enough, else delete the cached older one so that readers go to PostgreSQL. */
 static int s_cache(cf_handler_ctx_t *ctx, const cf_ca_t *ca, cf_scope_t scope, int shard,
-                   unsigned char *der, size_t len, const s_outcome_t *o)
+                   cf_crl_writer_t *w, size_t len, const s_outcome_t *o)
 {
-    char key[128], exat[24];
+    char key[128];
     cf_revstore_crl_key(key, sizeof key, ca->id, scope, shard);
     int64_t max = cf_config_get_int(ctx->config, "crl", "cache_max_bytes", 16777216);
     if ((int64_t)len <= max) {
-        /* The writer left CF_REVSTORE_HEADER bytes in front of the DER for this. */
-        unsigned char *value = der - CF_REVSTORE_HEADER;
-        cf_revstore_header(value, o->this_update, o->next_update);
-        snprintf(exat, sizeof exat, "%lld", (long long)o->next_update);
-        const char *argv[] = {"SET", key, (const char *)value, "EXAT", exat};
-        const size_t lens[] = {3, strlen(key), len + CF_REVSTORE_HEADER, 4, strlen(exat)};
-        return cf_handler_defer_redis(ctx, 5, argv, lens);
+        /* The writer left CF_REVSTORE_HEADER bytes in front of the DER for the header; the
+         * buffer itself goes to Redis after the commit, without a copy. */
+        size_t off = 0, der_len = 0;
+        unsigned char *buf = cf_crl_writer_release(w, &off, &der_len);
+        if (!buf)
+            return -1;
+        cf_revstore_header(buf + off - CF_REVSTORE_HEADER, o->this_update, o->next_update);
+        return cf_handler_defer_redis_value(ctx, key, buf, off - CF_REVSTORE_HEADER,
+                                            der_len + CF_REVSTORE_HEADER, o->next_update);
     }
     const char *argv[] = {"DEL", key};
     return cf_handler_defer_redis(ctx, 2, argv, NULL);
@@ -607,7 +609,7 @@ int crl_build(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer *result
         rc = CF_HANDLER_ABORT;
         goto out;
     }
-    if (stored && s_cache(ctx, ca, scope, (int)shard, der, len, &o) != 0) {
+    if (stored && s_cache(ctx, ca, scope, (int)shard, w, len, &o) != 0) {
         cf_error_set(err, "internal", "", "out of memory");
         rc = CF_HANDLER_ABORT;
         goto out;
