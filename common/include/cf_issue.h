@@ -44,6 +44,11 @@ json_t *cf_issue_ski_model_pubkey(const X509_PUBKEY *pub, cf_error_t *err);
  * else the SHA-1 of its key. Caller owns. */
 json_t *cf_issue_aki_model(X509 *issuer, cf_error_t *err);
 
+/* The CRL shard of a certificate of a CA with SHARDS shards: its serial's low 32 bits modulo
+ * SHARDS (0 when SHARDS <= 1). Fixed at issuance: it is written into the certificate's CRL
+ * distribution point URL. */
+int cf_issue_crl_shard(const ASN1_INTEGER *serial, int shards);
+
 /* PEM text of CERT (caller frees). */
 char *cf_cert_pem(X509 *cert);
 /* DER of CERT in *DER (caller frees with OPENSSL_free); length or -1. */

@@ -57,4 +57,8 @@ PGconn *cf_pg_conn(cf_pg_t *self);
  * applied now. 0 or -1 (the error in cf_pg_errstr). */
 int cf_pg_migrate(cf_pg_t *self, const char *dir, int *applied);
 
+/* BYTES as a bytea text literal ("\\x0a1b..."), for a text-format parameter. Caller frees;
+ * NULL when out of memory. */
+char *cf_pg_bytea_hex(const unsigned char *bytes, size_t len);
+
 #endif

@@ -196,3 +196,15 @@ int cf_cert_der(X509 *cert, unsigned char **der)
     *der = NULL;
     return i2d_X509(cert, der);
 }
+
+int cf_issue_crl_shard(const ASN1_INTEGER *serial, int shards)
+{
+    if (shards <= 1)
+        return 0;
+    const unsigned char *b = ASN1_STRING_get0_data(serial);
+    int len = ASN1_STRING_length(serial);
+    uint32_t v = 0;
+    for (int i = len > 4 ? len - 4 : 0; i < len; i++)
+        v = (v << 8) | b[i];
+    return (int)(v % (uint32_t)shards);
+}

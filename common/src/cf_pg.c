@@ -649,3 +649,19 @@ out:
     free(names);
     return rc;
 }
+
+char *cf_pg_bytea_hex(const unsigned char *bytes, size_t len)
+{
+    char *hex = malloc(2 * len + 3);
+    if (!hex)
+        return NULL;
+    hex[0] = '\\';
+    hex[1] = 'x';
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        hex[2 + 2 * i] = digits[bytes[i] >> 4];
+        hex[3 + 2 * i] = digits[bytes[i] & 15];
+    }
+    hex[2 + 2 * len] = '\0';
+    return hex;
+}

@@ -31,6 +31,7 @@
 #include "cf_revocation.h"
 #include "cf_test.h"
 #include "cf_test_fleet.h"
+#include "cf_test_jobs.h"
 
 #define S_BULK   20000 /* certificates of the presign test */
 #define S_SHARDS 64
@@ -119,64 +120,24 @@ static void s_start_fleet(s_fleet_t *f)
 
 static long s_count(s_fleet_t *f, const char *sql)
 {
-    PGresult *res = cf_pg_exec_params(f->pg, sql, 0, NULL, NULL, NULL, 0);
-    if (!res)
-        fail_msg("%s: %s", sql, cf_pg_errstr(f->pg));
-    long n = atol(PQgetvalue(res, 0, 0));
-    PQclear(res);
-    return n;
+    return cf_test_count(f->pg, sql);
 }
 
 static void s_sql(s_fleet_t *f, const char *sql)
 {
-    if (cf_pg_exec(f->pg, sql) != 0)
-        fail_msg("%s: %s", sql, cf_pg_errstr(f->pg));
+    cf_test_sql(f->pg, sql);
 }
 
 /* ---- jobs --------------------------------------------------------------------------- */
-
-static void s_pack_params(msgpack_sbuffer *buf, const json_t *params, const void *csr,
-                          size_t csr_len)
-{
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, json_object_size(params) + (csr ? 1 : 0));
-    const char *key;
-    json_t *value;
-    json_object_foreach((json_t *)params, key, value)
-    {
-        cf_msgpack_pack_cstr(&pk, key);
-        assert_int_equal(cf_json_to_msgpack(value, &pk), 0);
-    }
-    if (csr) {
-        cf_msgpack_pack_cstr(&pk, "csr");
-        msgpack_pack_bin(&pk, csr_len);
-        msgpack_pack_bin_body(&pk, csr, csr_len);
-    }
-}
 
 /* One job; PARAMS is consumed. Caller owns the reply. */
 static cf_reply_t *s_call(s_fleet_t *f, const char *type, json_t *params, const void *csr,
                           size_t csr_len)
 {
-    assert_non_null(params);
-    msgpack_sbuffer buf;
-    msgpack_sbuffer_init(&buf);
-    s_pack_params(&buf, params, csr, csr_len);
-    json_decref(params);
-    cf_reply_t *r = cf_client_call(f->client, type, buf.data, buf.size, 0);
-    msgpack_sbuffer_destroy(&buf);
-    assert_non_null(r);
-    return r;
+    return cf_test_call(f->client, type, params, csr, csr_len);
 }
 
-static void s_assert_ok(const cf_reply_t *r, const char *what)
-{
-    if (!cf_reply_ok(r)) {
-        const cf_error_t *e = cf_reply_error(r);
-        fail_msg("%s: %s (field \"%s\"): %s", what, e->code, e->field, e->message);
-    }
-}
+#define s_assert_ok cf_test_assert_ok
 
 static void s_assert_error(cf_reply_t *r, const char *code, const char *field)
 {
@@ -432,7 +393,7 @@ static void s_presign_all(s_fleet_t *f, const char *ca, int shards, long *signed
         json_t *p = json_pack("{s:s, s:i, s:i}", "ca", ca, "shards", shards, "shard", s);
         msgpack_sbuffer buf;
         msgpack_sbuffer_init(&buf);
-        s_pack_params(&buf, p, NULL, 0);
+        cf_test_pack_params(&buf, p, NULL, 0);
         json_decref(p);
         assert_int_equal(
             cf_client_send(f->client, NULL, "ocsp.presign", buf.data, buf.size, 0, ids[s]), 0);

@@ -28,6 +28,7 @@
 #include "cf_pg.h"
 #include "cf_test.h"
 #include "cf_test_fleet.h"
+#include "cf_test_jobs.h"
 #include "cf_x509_ext.h"
 
 #define S_HOST "127.0.0.1:8080"
@@ -126,49 +127,14 @@ static void s_sql(s_fleet_t *f, const char *sql)
 
 /* ---- jobs --------------------------------------------------------------------------- */
 
-/* PARAMS (a JSON object) packed as a msgpack map, plus "csr" as bin when CSR is given. */
-static void s_pack_params(msgpack_sbuffer *buf, const json_t *params, const void *csr,
-                          size_t csr_len)
-{
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, json_object_size(params) + (csr ? 1 : 0));
-    const char *key;
-    json_t *value;
-    json_object_foreach((json_t *)params, key, value)
-    {
-        cf_msgpack_pack_cstr(&pk, key);
-        assert_int_equal(cf_json_to_msgpack(value, &pk), 0);
-    }
-    if (csr) {
-        cf_msgpack_pack_cstr(&pk, "csr");
-        msgpack_pack_bin(&pk, csr_len);
-        msgpack_pack_bin_body(&pk, csr, csr_len);
-    }
-}
-
 /* One job; PARAMS is consumed. Caller owns the reply. */
 static cf_reply_t *s_call(s_fleet_t *f, const char *type, json_t *params, const void *csr,
                           size_t csr_len)
 {
-    assert_non_null(params);
-    msgpack_sbuffer buf;
-    msgpack_sbuffer_init(&buf);
-    s_pack_params(&buf, params, csr, csr_len);
-    json_decref(params);
-    cf_reply_t *r = cf_client_call(f->client, type, buf.data, buf.size, 0);
-    msgpack_sbuffer_destroy(&buf);
-    assert_non_null(r);
-    return r;
+    return cf_test_call(f->client, type, params, csr, csr_len);
 }
 
-static void s_assert_ok(const cf_reply_t *r, const char *what)
-{
-    if (!cf_reply_ok(r)) {
-        const cf_error_t *e = cf_reply_error(r);
-        fail_msg("%s: %s (field \"%s\"): %s", what, e->code, e->field, e->message);
-    }
-}
+#define s_assert_ok cf_test_assert_ok
 
 /* The certificate in the reply's "der" (caller owns). */
 static X509 *s_reply_cert(const cf_reply_t *r)
@@ -757,7 +723,7 @@ static void s_mixed_batch(s_fleet_t *f, const unsigned char *csr, size_t len)
         good += want[kind] == NULL;
         msgpack_sbuffer buf;
         msgpack_sbuffer_init(&buf);
-        s_pack_params(&buf, p, kind == 2 ? broken : csr, len);
+        cf_test_pack_params(&buf, p, kind == 2 ? broken : csr, len);
         json_decref(p);
         uint8_t id[CF_JOB_ID_SIZE];
         assert_int_equal(cf_client_send(f->client, NULL, "cert.issue", buf.data, buf.size, 0, id),

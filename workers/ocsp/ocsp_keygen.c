@@ -51,35 +51,6 @@ static void s_subject_cn(const char *cn, char *out, size_t len)
     out[i] = '\0';
 }
 
-/* The CRL shard of a certificate from its serial, as the signer computes it for issuance. */
-static int s_crl_shard(const ASN1_INTEGER *serial, int shards)
-{
-    if (shards <= 1)
-        return 0;
-    const unsigned char *b = ASN1_STRING_get0_data(serial);
-    int len = ASN1_STRING_length(serial);
-    uint32_t v = 0;
-    for (int i = len > 4 ? len - 4 : 0; i < len; i++)
-        v = (v << 8) | b[i];
-    return (int)(v % (uint32_t)shards);
-}
-
-static char *s_hex_bytea(const unsigned char *der, int len)
-{
-    char *hex = malloc(2 * (size_t)len + 3);
-    if (!hex)
-        return NULL;
-    hex[0] = '\\';
-    hex[1] = 'x';
-    static const char digits[] = "0123456789abcdef";
-    for (int i = 0; i < len; i++) {
-        hex[2 + 2 * i] = digits[der[i] >> 4];
-        hex[3 + 2 * i] = digits[der[i] & 15];
-    }
-    hex[2 + 2 * len] = '\0';
-    return hex;
-}
-
 /* The CA's current responder (the newest row valid at NOW), or none. 0, or
  * CF_HANDLER_ABORT. */
 static int s_current(cf_handler_ctx_t *ctx, const cf_ca_t *ca, int64_t now, s_current_t *cur,
@@ -225,7 +196,7 @@ static int s_insert(cf_handler_ctx_t *ctx, const cf_job_t *job, const cf_ca_t *c
     unsigned char *der = NULL;
     int der_len = i2d_X509(cert, &der);
     char *serial = cf_serial_hex(X509_get0_serialNumber(cert));
-    char *hex = der_len > 0 ? s_hex_bytea(der, der_len) : NULL;
+    char *hex = der_len > 0 ? cf_pg_bytea_hex(der, (size_t)der_len) : NULL;
     char *subject_text = json_dumps(subject, JSON_COMPACT);
     char *options_text = json_dumps(options, JSON_COMPACT);
     PGresult *res = NULL;
@@ -237,7 +208,8 @@ static int s_insert(cf_handler_ctx_t *ctx, const cf_job_t *job, const cf_ca_t *c
     snprintf(ca_text, sizeof ca_text, "%lld", (long long)ca->id);
     snprintf(nb_text, sizeof nb_text, "%lld", (long long)nb);
     snprintf(na_text, sizeof na_text, "%lld", (long long)na);
-    snprintf(shard, sizeof shard, "%d", s_crl_shard(X509_get0_serialNumber(cert), ca->crl_shards));
+    snprintf(shard, sizeof shard, "%d",
+             cf_issue_crl_shard(X509_get0_serialNumber(cert), ca->crl_shards));
     cf_job_id_hex(cf_job_id(job), job_hex + 2);
     const char *values[10] = {ca_text, serial, cn,           subject_text, nb_text,
                               na_text, hex,    profile_name, shard,        job_hex};

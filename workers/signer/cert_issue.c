@@ -157,35 +157,6 @@ static int s_ca_extensions(json_t *exts, const cf_ca_t *ca, const json_t *params
     return 0;
 }
 
-/* The CRL shard of a certificate: derived from its serial, so it never changes. */
-static int s_shard(const ASN1_INTEGER *serial, int shards)
-{
-    if (shards <= 1)
-        return 0;
-    const unsigned char *b = ASN1_STRING_get0_data(serial);
-    int len = ASN1_STRING_length(serial);
-    uint32_t v = 0;
-    for (int i = len > 4 ? len - 4 : 0; i < len; i++)
-        v = (v << 8) | b[i];
-    return (int)(v % (uint32_t)shards);
-}
-
-static char *s_hex_bytea(const unsigned char *der, int len)
-{
-    char *hex = malloc(2 * (size_t)len + 3);
-    if (!hex)
-        return NULL;
-    hex[0] = '\\';
-    hex[1] = 'x';
-    static const char digits[] = "0123456789abcdef";
-    for (int i = 0; i < len; i++) {
-        hex[2 + 2 * i] = digits[der[i] >> 4];
-        hex[3 + 2 * i] = digits[der[i] & 15];
-    }
-    hex[2 + 2 * len] = '\0';
-    return hex;
-}
-
 int signer_cert_issue(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer *result,
                       cf_error_t *err)
 {
@@ -282,7 +253,7 @@ int signer_cert_issue(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer
     /* The serial first: a sharded CA's certificates carry their shard's CRL URL, and the shard
      * comes from the serial. */
     ASN1_INTEGER *sn = cf_serial_random();
-    int shard = sn ? s_shard(sn, ca->crl_shards) : 0;
+    int shard = sn ? cf_issue_crl_shard(sn, ca->crl_shards) : 0;
     if (sn && ca->crl_shards > 1 && ca->default_hostname &&
         !cf_extensions_find(exts, "crl_distribution_points")) {
         bool add_crl = true;
@@ -324,7 +295,7 @@ int signer_cert_issue(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer
     }
     serial = cf_serial_hex(X509_get0_serialNumber(cert));
     int der_len = i2d_X509(cert, &der);
-    der_hex = s_hex_bytea(der, der_len);
+    der_hex = cf_pg_bytea_hex(der, (size_t)der_len);
     subject_text = json_dumps(subject, JSON_COMPACT);
     const char *cn = "";
     json_array_foreach(subject, i, e)
@@ -340,7 +311,7 @@ int signer_cert_issue(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer
     cf_job_id_hex(cf_job_id(job), job_hex + 2);
     unsigned char *csr_der = NULL;
     int csr_len = i2d_X509_REQ(csr, &csr_der);
-    char *csr_hex = s_hex_bytea(csr_der, csr_len);
+    char *csr_hex = cf_pg_bytea_hex(csr_der, (size_t)csr_len);
     OPENSSL_free(csr_der);
     const char *values[11] = {
         ca_id,   serial,     cn,      subject_text,

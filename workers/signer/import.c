@@ -249,11 +249,7 @@ int signer_cert_import(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packe
             cn = json_string_value(json_object_get(a, "value"));
     }
     int len = i2d_X509(cert, &der);
-    hex = malloc(2 * (size_t)len + 3);
-    hex[0] = '\\';
-    hex[1] = 'x';
-    for (int b = 0; b < len; b++)
-        snprintf(hex + 2 + 2 * b, 3, "%02x", der[b]);
+    hex = len > 0 ? cf_pg_bytea_hex(der, (size_t)len) : NULL;
     struct tm tm;
     char nb[32], na[32], ca_id[32];
     ASN1_TIME_to_tm(X509_get0_notBefore(cert), &tm);

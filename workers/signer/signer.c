@@ -118,14 +118,9 @@ int signer_ca_insert(cf_handler_ctx_t *ctx, const json_t *params, const char *na
             json_object_set(row, *c, v);
     }
     char *row_text = json_dumps(row, JSON_COMPACT);
-    size_t hexlen = 2 * (size_t)der_len + 3;
-    char *hex = malloc(hexlen);
+    char *hex = der_len > 0 ? cf_pg_bytea_hex(der, (size_t)der_len) : NULL;
     int rc = CF_HANDLER_ABORT;
-    if (row_text && hex && der_len > 0) {
-        hex[0] = '\\';
-        hex[1] = 'x';
-        for (int b = 0; b < der_len; b++)
-            snprintf(hex + 2 + 2 * b, 3, "%02x", der[b]);
+    if (row_text && hex) {
         char nb[32], na[32];
         snprintf(nb, sizeof nb, "%lld",
                  (long long)json_integer_value(json_object_get(params, "_nb")));
