@@ -2,7 +2,8 @@
 # OCSP benchmark, in one run:
 #  (b) pre-signing the responses of COUNT P-256 certificates with two certfleet-ocsp workers,
 #      as a ratio of the raw `openssl speed -multi 2 ecdsap256` signing rate measured here;
-#  (c) certfleet-ocspd requests/s and p99 at 1, 16 and 64 keep-alive connections, next to the
+#  (c) certfleet-ocspd requests/s and p99 at 1, 16 and 64 keep-alive connections (as
+#      configured by default, and with [ocspd] response_cache_ms = 1000), next to the
 #      `openssl ocsp` responder (index file, signing each answer) on the same request.
 #   bench/run_ocsp.sh [--count 1000000] [--shards 64] [--seconds 5]
 # The certificates are rows made with SQL (random serials; every 50th revoked): pre-signing
@@ -54,6 +55,10 @@ print('| $stored of $total | $shards | 2 | $secs | %.0f | $raw | %.0f%% |' % (ra
 
 # (c) certfleet-ocspd against the openssl ocsp responder, same request.
 start_front certfleet-ocspd
+# A second one with the in-process cache of hot responses on ([ocspd] response_cache_ms).
+cached_port=$(cf_free_port)
+CERTFLEET_OCSPD_LISTEN="127.0.0.1:$cached_port" CERTFLEET_OCSPD_RESPONSE_CACHE_MS=1000 \
+  start_front certfleet-ocspd
 cf ca dump ocspbench -o "$tmp/ca.pem"
 openssl ocsp -issuer "$tmp/ca.pem" -cert "$tmp/leaf.pem" -reqout "$tmp/req.der" -no_nonce >/dev/null 2>&1
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$ocspd_port/health" >/dev/null && break; sleep 0.1; done
@@ -75,6 +80,8 @@ for c in 1 16 64; do
   build/bench/certfleet-bench-http $first --label "certfleet-ocspd" --port "$ocspd_port" \
     --path /ocsp/ocspbench/ --body "$tmp/req.der" --connections "$c" --seconds "$seconds"
   first=
+  build/bench/certfleet-bench-http --label "certfleet-ocspd, 1 s cache" --port "$cached_port" \
+    --path /ocsp/ocspbench/ --body "$tmp/req.der" --connections "$c" --seconds "$seconds"
   build/bench/certfleet-bench-http --label "openssl ocsp (1 process)" --port "$ossl_port" \
     --path / --body "$tmp/req.der" --connections "$c" --seconds "$seconds"
 done
