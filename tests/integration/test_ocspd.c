@@ -766,6 +766,78 @@ static void test_redis_refill(void **state)
     OPENSSL_free(req);
 }
 
+/* With [ocspd] response_cache_ms a response is served from the thread's memory for that long:
+ * a newer one in Redis shows only afterwards (the server without the cache sees it at once). */
+static void test_response_cache(void **state)
+{
+    s_env_t *env = *state;
+    int main_port = env->port;
+    int port = cf_test_free_port();
+    char listen[64], log[400];
+    snprintf(listen, sizeof listen, "CERTFLEET_OCSPD_LISTEN=127.0.0.1:%d", port);
+    snprintf(log, sizeof log, "%s/ocspd-cached.log", env->fleet.dir);
+    const char *extra_env[] = {listen, "CERTFLEET_OCSPD_RESPONSE_CACHE_MS=2000",
+                               "CERTFLEET_OCSPD_THREADS=1", NULL};
+    pid_t pid =
+        cf_test_spawn(log, extra_env, "certfleet-ocspd", "--config", env->fleet.config, NULL);
+    assert_true(pid > 0);
+    env->port = port;
+    s_http_t r;
+    int waited = 0;
+    for (; waited < 10000; waited += 100) {
+        int fd = s_connect(port);
+        if (fd >= 0) {
+            close(fd);
+            break;
+        }
+        usleep(100 * 1000);
+    }
+    assert_true(waited < 10000);
+    char key[200];
+    cf_revstore_ocsp_key(key, sizeof key, env->ca.id, env->serial_hex);
+    s_redis_del(env, key);
+    size_t len;
+    unsigned char *req = s_request(&env->ca, env->serial, EVP_sha1(), &len);
+    s_http(env, "POST", "/ocsp/" S_CA_NAME "/", NULL, req, len, &r);
+    s_expect_stored(env, &r);
+    s_http_free(&r);
+    /* A newer response in Redis. */
+    int newer_len;
+    unsigned char *newer =
+        s_sign_response(&env->ca, env->serial, env->this_update + 1, env->next_update, &newer_len);
+    unsigned char *value = malloc(CF_REVSTORE_HEADER + (size_t)newer_len);
+    cf_revstore_header(value, env->this_update + 1, env->next_update);
+    memcpy(value + CF_REVSTORE_HEADER, newer, (size_t)newer_len);
+    redisReply *v =
+        cf_redis_command(env->redis, "SET %s %b EXAT %lld", key, value,
+                         CF_REVSTORE_HEADER + (size_t)newer_len, (long long)env->next_update);
+    assert_non_null(v);
+    freeReplyObject(v);
+    /* The cached server still answers the first; the other one the newer. */
+    s_http(env, "POST", "/ocsp/" S_CA_NAME "/", NULL, req, len, &r);
+    s_expect_stored(env, &r);
+    s_http_free(&r);
+    env->port = main_port;
+    s_http(env, "POST", "/ocsp/" S_CA_NAME "/", NULL, req, len, &r);
+    assert_int_equal(r.len, (size_t)newer_len);
+    assert_memory_equal(r.body, newer, r.len);
+    s_http_free(&r);
+    /* Once the slot has aged out, the cached server sees it too. */
+    usleep(2500 * 1000);
+    env->port = port;
+    s_http(env, "POST", "/ocsp/" S_CA_NAME "/", NULL, req, len, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.len, (size_t)newer_len);
+    assert_memory_equal(r.body, newer, r.len);
+    s_http_free(&r);
+    env->port = main_port;
+    assert_int_equal(cf_test_kill(pid, SIGTERM), 0);
+    s_redis_del(env, key);
+    free(value);
+    OPENSSL_free(newer);
+    OPENSSL_free(req);
+}
+
 /* Save BODY to a file of the test folder and run CMD with that file's path appended. */
 static int s_openssl_accepts(s_env_t *env, const s_http_t *r, const char *cmd)
 {
@@ -949,10 +1021,15 @@ int main(void)
 {
     CF_TEST_NEEDS_SERVICES();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_post_and_get),      cmocka_unit_test(test_openssl_client),
-        cmocka_unit_test(test_unauthorized),      cmocka_unit_test(test_malformed_and_oversized),
-        cmocka_unit_test(test_redis_refill),      cmocka_unit_test(test_crl_and_ca),
-        cmocka_unit_test(test_paths_and_methods), cmocka_unit_test(test_idle_and_slow_clients),
+        cmocka_unit_test(test_post_and_get),
+        cmocka_unit_test(test_openssl_client),
+        cmocka_unit_test(test_unauthorized),
+        cmocka_unit_test(test_malformed_and_oversized),
+        cmocka_unit_test(test_redis_refill),
+        cmocka_unit_test(test_response_cache),
+        cmocka_unit_test(test_crl_and_ca),
+        cmocka_unit_test(test_paths_and_methods),
+        cmocka_unit_test(test_idle_and_slow_clients),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }
