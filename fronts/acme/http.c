@@ -1,0 +1,456 @@
+/* http: the libmicrohttpd daemon (a pool of threads, each polling its connections with epoll),
+ * request bodies and their limit, routing of /acme/NAME/... to the handlers with the JWS
+ * checks in front of every POST, and the headers every reply carries: a fresh Replay-Nonce,
+ * Cache-Control: no-store and the Link to the directory (RFC 8555 6.5, 7.1). */
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "acme.h"
+#include "cf_log.h"
+
+/* Past max_body_bytes the body is read and dropped (so that the 413 reaches a client that
+ * does not wait for "100 Continue"), but only up to this much more: then we hang up. */
+#define S_DROP_MAX (1024 * 1024)
+
+/* The state of one HTTP request (MHD's per-request pointer). */
+typedef struct {
+    char *body;     /* body read so far */
+    size_t len;     /* its length */
+    size_t cap;     /* allocated */
+    size_t dropped; /* bytes thrown away past max_body_bytes */
+    bool too_large; /* the body went past max_body_bytes */
+    bool answered;  /* a reply was queued before the body was read */
+} s_request_t;
+
+/* One route under /acme/NAME/: KIND, then a slug when SLUG, then SUB when not NULL. */
+typedef struct {
+    const char *kind;             /* first path segment after the CA name */
+    bool slug;                    /* a slug follows */
+    const char *sub;              /* a last segment after the slug, or NULL */
+    bool post;                    /* JWS POST (else GET/HEAD) */
+    acme_auth_t auth;             /* jwk/kid rule of a POST */
+    void (*handle)(acme_req_t *); /* the handler */
+} s_route_t;
+
+static const s_route_t s_routes[] = {
+    {"directory", false, NULL, false, ACME_AUTH_KID, acme_directory},
+    {"new-nonce", false, NULL, false, ACME_AUTH_KID, acme_new_nonce},
+    {"new-account", false, NULL, true, ACME_AUTH_JWK, acme_new_account},
+    {"new-order", false, NULL, true, ACME_AUTH_KID, acme_new_order},
+    {"revoke-cert", false, NULL, true, ACME_AUTH_EITHER, acme_revoke},
+    {"key-change", false, NULL, true, ACME_AUTH_KID, acme_key_change},
+    {"acct", true, NULL, true, ACME_AUTH_KID, acme_account_post},
+    {"acct", true, "orders", true, ACME_AUTH_KID, acme_account_orders},
+    {"order", true, NULL, true, ACME_AUTH_KID, acme_order_post},
+    {"order", true, "finalize", true, ACME_AUTH_KID, acme_finalize},
+    {"authz", true, NULL, true, ACME_AUTH_KID, acme_authz_post},
+    {"chall", true, NULL, true, ACME_AUTH_KID, acme_challenge_post},
+    {"cert", true, NULL, true, ACME_AUTH_KID, acme_certificate_post},
+    {NULL, false, NULL, false, ACME_AUTH_KID, NULL},
+};
+
+/* ---- replies --------------------------------------------------------------------------- */
+
+static void s_reply_set(acme_req_t *req, unsigned int status, const char *content_type, char *body,
+                        size_t len)
+{
+    free(req->reply.body);
+    req->reply.body = body;
+    req->reply.len = len;
+    req->reply.status = status;
+    req->reply.content_type = content_type;
+}
+
+void acme_reply_bytes(acme_req_t *req, unsigned int status, const char *content_type,
+                      const void *body, size_t len)
+{
+    char *copy = malloc(len ? len : 1);
+    if (!copy) {
+        s_reply_set(req, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, NULL, 0);
+        return;
+    }
+    if (len)
+        memcpy(copy, body, len);
+    s_reply_set(req, status, content_type, copy, len);
+}
+
+void acme_reply_json(acme_req_t *req, unsigned int status, json_t *doc)
+{
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    if (!text) {
+        cf_log_error("could not render a JSON reply (out of memory)");
+        acme_internal(req);
+        return;
+    }
+    s_reply_set(req, status, "application/json", text, strlen(text));
+}
+
+void acme_reply_empty(acme_req_t *req, unsigned int status)
+{
+    s_reply_set(req, status, NULL, NULL, 0);
+}
+
+void acme_object_url(const acme_req_t *req, const char *kind, const char *slug, const char *sub,
+                     char *out)
+{
+    snprintf(out, ACME_URL_MAX, "%s/%s/%s%s%s", req->ca_url, kind, slug, sub ? "/" : "",
+             sub ? sub : "");
+}
+
+void acme_time_text(int64_t t, char *out, size_t len)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+json_t *acme_time_json(int64_t t)
+{
+    char text[32];
+    acme_time_text(t, text, sizeof text);
+    return json_string(text);
+}
+
+void acme_req_clear(acme_req_t *req)
+{
+    cf_jws_destroy(&req->jws);
+    EVP_PKEY_free(req->key);
+    req->key = NULL;
+    acme_account_clear(&req->account);
+    free(req->reply.body);
+    req->reply.body = NULL;
+}
+
+static enum MHD_Result s_send(acme_req_t *req)
+{
+    acme_reply_t *r = &req->reply;
+    if (r->status == 0)
+        acme_internal(req); /* a handler that set nothing is a bug: answer anyway */
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_FREE);
+    if (!resp)
+        return MHD_NO;
+    r->body = NULL; /* MHD frees it now */
+    if (r->content_type)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
+    /* RFC 8555 7.2: nonces and every ACME object are per client and per moment. */
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    /* Best effort: without Redis the reply still goes out, and the client's next request
+     * gets badNonce and retries. */
+    if (r->nonce[0] || (req->store && acme_nonce_new(req->store, req->srv->settings.nonce_ttl_s,
+                                                     r->nonce, sizeof r->nonce) == 0))
+        MHD_add_response_header(resp, "Replay-Nonce", r->nonce);
+    char link[ACME_URL_MAX + 32];
+    if (req->ca_url[0]) {
+        snprintf(link, sizeof link, "<%s/directory>;rel=\"index\"", req->ca_url);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_LINK, link);
+    }
+    if (r->link_up[0]) {
+        snprintf(link, sizeof link, "<%s>;rel=\"up\"", r->link_up);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_LINK, link);
+    }
+    if (r->location[0])
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, r->location);
+    if (r->allow[0])
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+    if (r->retry_after > 0) {
+        char secs[16];
+        snprintf(secs, sizeof secs, "%d", r->retry_after);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, secs);
+    }
+    enum MHD_Result rc = MHD_queue_response(req->conn, r->status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+/* ---- routing --------------------------------------------------------------------------- */
+
+/* Split PATH (after "/acme/") into the CA name, the kind, the slug and the sub-resource.
+ * The route, or NULL when no route has this shape. */
+static const s_route_t *s_route(const char *path, char *name, size_t namelen, char *slug)
+{
+    char segs[4][ACME_SLUG_MAX + 1];
+    int n = 0;
+    const char *p = path;
+    while (*p && n < 4) {
+        size_t len = strcspn(p, "/");
+        if (len == 0 || len > ACME_SLUG_MAX)
+            return NULL;
+        memcpy(segs[n], p, len);
+        segs[n][len] = '\0';
+        n++;
+        p += len;
+        if (*p == '/') {
+            p++;
+            if (*p == '\0')
+                return NULL; /* a trailing slash names nothing */
+        }
+    }
+    if (*p || n < 2 || strlen(segs[0]) >= namelen)
+        return NULL;
+    snprintf(name, namelen, "%s", segs[0]);
+    for (const s_route_t *r = s_routes; r->kind; r++) {
+        int want = 2 + (r->slug ? 1 : 0) + (r->sub ? 1 : 0);
+        if (n != want || strcmp(segs[1], r->kind) != 0)
+            continue;
+        if (r->sub && strcmp(segs[3], r->sub) != 0)
+            continue;
+        if (r->slug) {
+            if (!acme_slug_valid(segs[2]))
+                return NULL;
+            snprintf(slug, ACME_SLUG_MAX, "%s", segs[2]);
+        }
+        return r;
+    }
+    return NULL;
+}
+
+static bool s_is(const char *method, const char *name)
+{
+    return strcmp(method, name) == 0;
+}
+
+/* Answer one complete request into REQ->reply. */
+static void s_dispatch(acme_req_t *req, const char *path)
+{
+    acme_t *srv = req->srv;
+    if (strncmp(path, "/acme/", 6) != 0) {
+        acme_problem(req, "malformed", MHD_HTTP_NOT_FOUND, "no such resource");
+        return;
+    }
+    char name[80] = "";
+    const s_route_t *route = s_route(path + 6, name, sizeof name, req->slug);
+    if (!route) {
+        acme_problem(req, "malformed", MHD_HTTP_NOT_FOUND, "no such resource");
+        return;
+    }
+    int found = acme_ca_load(req->store, name, &req->ca);
+    if (found < 0) {
+        acme_internal(req);
+        return;
+    }
+    if (found == 0) {
+        acme_problem(req, "malformed", MHD_HTTP_NOT_FOUND,
+                     "no ACME directory for certificate authority \"%s\"", name);
+        return;
+    }
+    snprintf(req->ca_url, sizeof req->ca_url, "%s/acme/%s", srv->settings.base_url, req->ca.name);
+    bool get = s_is(req->method, MHD_HTTP_METHOD_GET) || s_is(req->method, MHD_HTTP_METHOD_HEAD);
+    if (!route->post) {
+        if (!get) {
+            acme_problem(req, "malformed", MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+            snprintf(req->reply.allow, sizeof req->reply.allow, "GET, HEAD");
+            return;
+        }
+        route->handle(req);
+        return;
+    }
+    if (!s_is(req->method, MHD_HTTP_METHOD_POST)) {
+        /* RFC 8555 6.3: every resource but the directory and newNonce is POST only. */
+        acme_problem(req, "malformed", MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+        snprintf(req->reply.allow, sizeof req->reply.allow, "POST");
+        return;
+    }
+    if (acme_jws_check(req, route->auth) != 0)
+        return;
+    route->handle(req);
+}
+
+static enum MHD_Result s_text(struct MHD_Connection *conn, unsigned int status, const char *text)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    enum MHD_Result rc = MHD_queue_response(conn, status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+/* Answer a complete request (or a refused one: TOO_LARGE). */
+static enum MHD_Result s_answer(acme_t *srv, struct MHD_Connection *conn, const char *url,
+                                const char *method, const s_request_t *state, bool too_large)
+{
+    acme_store_t *store = acme_store_get(srv->store_key, srv->cfg);
+    if (strcmp(url, "/health") == 0) {
+        if (store && acme_store_healthy(store))
+            return s_text(conn, MHD_HTTP_OK, "ok\n");
+        return s_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable\n");
+    }
+    acme_req_t req = {.srv = srv, .conn = conn, .store = store, .method = method};
+    snprintf(req.url, sizeof req.url, "%s%s", srv->settings.base_url, url);
+    if (!store) {
+        acme_internal(&req);
+    } else if (too_large) {
+        acme_problem(&req, "malformed", MHD_HTTP_CONTENT_TOO_LARGE,
+                     "request body is larger than %zu bytes", srv->settings.max_body_bytes);
+    } else {
+        req.body = state ? state->body : NULL;
+        req.body_len = state ? state->len : 0;
+        s_dispatch(&req, url);
+    }
+    cf_log_debug("%s %s: %u", method, url, req.reply.status);
+    enum MHD_Result rc = s_send(&req);
+    acme_req_clear(&req);
+    return rc;
+}
+
+/* Append a chunk of the body, or count it as dropped once past the limit. -1 to hang up. */
+static int s_take_body(acme_t *srv, s_request_t *state, const char *data, size_t size)
+{
+    size_t max = srv->settings.max_body_bytes;
+    if (state->too_large || size > max - state->len) {
+        state->too_large = true;
+        state->dropped += size;
+        return state->dropped > S_DROP_MAX ? -1 : 0;
+    }
+    if (state->len + size > state->cap) {
+        size_t cap = state->cap ? state->cap : 1024;
+        while (cap < state->len + size)
+            cap *= 2;
+        if (cap > max)
+            cap = max;
+        char *body = realloc(state->body, cap);
+        if (!body)
+            return -1;
+        state->body = body;
+        state->cap = cap;
+    }
+    memcpy(state->body + state->len, data, size);
+    state->len += size;
+    return 0;
+}
+
+static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                const char *method, const char *version, const char *upload_data,
+                                size_t *upload_data_size, void **con_cls)
+{
+    acme_t *srv = cls;
+    s_request_t *state = *con_cls;
+    if (!state) {
+        /* First call, headers only. A body announced too large is refused before it is
+         * read: MHD then answers without "100 Continue" and closes the connection. */
+        state = calloc(1, sizeof *state);
+        if (!state)
+            return MHD_NO;
+        *con_cls = state;
+        const char *length =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (length && strtoull(length, NULL, 10) > srv->settings.max_body_bytes) {
+            state->too_large = true;
+            state->answered = true;
+            return s_answer(srv, conn, url, method, NULL, true);
+        }
+        return MHD_YES;
+    }
+    if (state->answered) {
+        /* The 413 is queued already: whatever MHD still hands us is dropped. */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        if (s_take_body(srv, state, upload_data, *upload_data_size) != 0)
+            return MHD_NO;
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    return s_answer(srv, conn, url, method, state, state->too_large);
+}
+
+static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                        enum MHD_RequestTerminationCode toe)
+{
+    s_request_t *state = *con_cls;
+    if (!state)
+        return;
+    free(state->body);
+    free(state);
+    *con_cls = NULL;
+}
+
+static void s_mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+static void s_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    cf_log_warn("libmicrohttpd: %s", line);
+}
+
+/* Resolve "HOST:PORT" ("[v6]:PORT", "*:PORT" for every address) into ADDR. 0 or -1. */
+static int s_listen_addr(const char *listen, struct sockaddr_storage *addr, bool *v6)
+{
+    char host[256];
+    const char *colon = strrchr(listen, ':');
+    if (!colon || colon == listen || colon[1] == '\0')
+        return -1;
+    size_t hlen = (size_t)(colon - listen);
+    const char *h = listen;
+    if (h[0] == '[' && hlen >= 2 && h[hlen - 1] == ']') {
+        h++;
+        hlen -= 2;
+    }
+    if (hlen >= sizeof host)
+        return -1;
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai = NULL;
+    bool any = strcmp(host, "*") == 0 || host[0] == '\0';
+    if (getaddrinfo(any ? NULL : host, colon + 1, &hints, &ai) != 0 || !ai)
+        return -1;
+    memcpy(addr, ai->ai_addr, ai->ai_addrlen);
+    *v6 = ai->ai_family == AF_INET6;
+    freeaddrinfo(ai);
+    return 0;
+}
+
+int acme_http_start(acme_t *srv)
+{
+    const acme_settings_t *s = &srv->settings;
+    struct sockaddr_storage addr = {0};
+    bool v6 = false;
+    if (s_listen_addr(s->listen, &addr, &v6) != 0) {
+        cf_log_error("could not resolve listen address \"%s\"", s->listen);
+        return -1;
+    }
+    unsigned int flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO | MHD_USE_ERROR_LOG;
+    if (v6)
+        flags |= MHD_USE_IPv6;
+    srv->mhd = MHD_start_daemon(
+        flags, 0, NULL, NULL, s_access, srv,
+        /* First, so that MHD's own complaints about the options below come through it. */
+        MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        /* A restart must not wait for the old connections' TIME_WAIT to pass. */
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned int)s->threads, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)s->connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        s->connection_memory, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)s->max_connections,
+        MHD_OPTION_NOTIFY_COMPLETED, s_completed, srv, MHD_OPTION_END);
+    if (!srv->mhd) {
+        cf_log_error("could not listen on \"%s\"", s->listen);
+        return -1;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    cf_log_info("listening on %s (port %u), %d threads", s->listen,
+                info ? (unsigned int)info->port : 0u, s->threads);
+    return 0;
+}
+
+void acme_http_stop(acme_t *srv)
+{
+    if (srv->mhd)
+        MHD_stop_daemon(srv->mhd);
+    srv->mhd = NULL;
+}
