@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "acme.h"
+#include "cf_front.h"
 #include "cf_log.h"
 
 #define S_PROGRAM "certfleet-acme"
@@ -71,27 +72,12 @@ int acme_settings_load(cf_config_t *cfg, acme_settings_t *out)
 
 int main(int argc, char **argv)
 {
-    const char *config_path = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-            config_path = argv[++i];
-        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("usage: %s [--config FILE]\n"
-                   "serves RFC 8555 ACME for the ACME-enabled CAs (docs/acme.md)\n",
-                   S_PROGRAM);
-            return 0;
-        } else {
-            fprintf(stderr, "%s: unknown argument \"%s\"\n", S_PROGRAM, argv[i]);
-            return 2;
-        }
-    }
-    char errbuf[512] = "";
-    cf_config_t *cfg = cf_config_load(config_path, errbuf, sizeof errbuf);
-    if (!cfg) {
-        fprintf(stderr, "%s: %s\n", S_PROGRAM, errbuf);
-        return 1;
-    }
-    cf_log_configure(cfg, S_PROGRAM);
+    int exit_code = 0;
+    cf_config_t *cfg =
+        cf_front_init(argc, argv, S_PROGRAM,
+                      "serves RFC 8555 ACME for the ACME-enabled CAs (docs/acme.md)", &exit_code);
+    if (!cfg)
+        return exit_code;
 
     /* czmq would install its own SIGINT/SIGTERM handlers when the first broker client is
      * made in an MHD thread; the signals are ours (sigwait below). */

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "cf_front.h"
 #include "cf_log.h"
 #include "ocspd.h"
 
@@ -258,50 +259,12 @@ static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
-static void s_mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
-static void s_mhd_log(void *cls, const char *fmt, va_list ap)
-{
-    char line[512];
-    vsnprintf(line, sizeof line, fmt, ap);
-    size_t n = strlen(line);
-    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-        line[--n] = '\0';
-    cf_log_warn("libmicrohttpd: %s", line);
-}
-
-/* Resolve "HOST:PORT" ("[v6]:PORT", "*:PORT" for every address) into ADDR. 0 or -1. */
-static int s_listen_addr(const char *listen, struct sockaddr_storage *addr, bool *v6)
-{
-    char host[256];
-    const char *colon = strrchr(listen, ':');
-    if (!colon || colon == listen || colon[1] == '\0')
-        return -1;
-    size_t hlen = (size_t)(colon - listen);
-    const char *h = listen;
-    if (h[0] == '[' && hlen >= 2 && h[hlen - 1] == ']') {
-        h++;
-        hlen -= 2;
-    }
-    if (hlen >= sizeof host)
-        return -1;
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai = NULL;
-    bool any = strcmp(host, "*") == 0 || host[0] == '\0';
-    if (getaddrinfo(any ? NULL : host, colon + 1, &hints, &ai) != 0 || !ai)
-        return -1;
-    memcpy(addr, ai->ai_addr, ai->ai_addrlen);
-    *v6 = ai->ai_family == AF_INET6;
-    freeaddrinfo(ai);
-    return 0;
-}
-
 int ocspd_http_start(ocspd_t *srv)
 {
     const ocspd_settings_t *s = &srv->settings;
     struct sockaddr_storage addr = {0};
     bool v6 = false;
-    if (s_listen_addr(s->listen, &addr, &v6) != 0) {
+    if (cf_front_listen_addr(s->listen, &addr, &v6) != 0) {
         cf_log_error("could not resolve listen address \"%s\"", s->listen);
         return -1;
     }
@@ -310,15 +273,17 @@ int ocspd_http_start(ocspd_t *srv)
     if (v6)
         flags |= MHD_USE_IPv6;
     srv->mhd = MHD_start_daemon(
-        flags, 0, NULL, NULL, s_access, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        flags, 0, NULL, NULL, s_access, srv,
+        /* First, so that MHD's own complaints about the options below come through it. */
+        MHD_OPTION_EXTERNAL_LOGGER, cf_front_mhd_log, srv, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&addr,
         /* A restart must not wait for the old connections' TIME_WAIT to pass. */
         MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned int)s->threads, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned int)s->connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         s->connection_memory, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)s->max_connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)s->per_ip_connection_limit,
-        MHD_OPTION_NOTIFY_COMPLETED, s_completed, srv, MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, srv,
-        MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, s_completed, srv, MHD_OPTION_END);
     if (!srv->mhd) {
         cf_log_error("could not listen on \"%s\"", s->listen);
         return -1;

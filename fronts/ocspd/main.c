@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cf_front.h"
 #include "cf_log.h"
 #include "ocspd.h"
 
@@ -54,27 +55,12 @@ int ocspd_settings_load(cf_config_t *cfg, ocspd_settings_t *out)
 
 int main(int argc, char **argv)
 {
-    const char *config_path = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-            config_path = argv[++i];
-        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("usage: %s [--config FILE]\n"
-                   "serves OCSP, CRLs and CA certificates over HTTP (docs/ocspd.md)\n",
-                   S_PROGRAM);
-            return 0;
-        } else {
-            fprintf(stderr, "%s: unknown argument \"%s\"\n", S_PROGRAM, argv[i]);
-            return 2;
-        }
-    }
-    char errbuf[512] = "";
-    cf_config_t *cfg = cf_config_load(config_path, errbuf, sizeof errbuf);
-    if (!cfg) {
-        fprintf(stderr, "%s: %s\n", S_PROGRAM, errbuf);
-        return 1;
-    }
-    cf_log_configure(cfg, S_PROGRAM);
+    int exit_code = 0;
+    cf_config_t *cfg = cf_front_init(
+        argc, argv, S_PROGRAM, "serves OCSP, CRLs and CA certificates over HTTP (docs/ocspd.md)",
+        &exit_code);
+    if (!cfg)
+        return exit_code;
 
     /* Block the stop signals before any thread starts, so that every MHD thread inherits
      * the mask and only sigwait below sees them. A peer that hangs up must not kill us. */

@@ -1,0 +1,72 @@
+/* cf_front: the shared start-up and listen address of the HTTP fronts (cf_front.h). */
+#include "cf_front.h"
+
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cf_log.h"
+
+cf_config_t *cf_front_init(int argc, char **argv, const char *program, const char *what,
+                           int *exit_code)
+{
+    const char *config_path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            config_path = argv[++i];
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("usage: %s [--config FILE]\n%s\n", program, what);
+            *exit_code = 0;
+            return NULL;
+        } else {
+            fprintf(stderr, "%s: unknown argument \"%s\"\n", program, argv[i]);
+            *exit_code = 2;
+            return NULL;
+        }
+    }
+    char errbuf[512] = "";
+    cf_config_t *cfg = cf_config_load(config_path, errbuf, sizeof errbuf);
+    if (!cfg) {
+        fprintf(stderr, "%s: %s\n", program, errbuf);
+        *exit_code = 1;
+        return NULL;
+    }
+    cf_log_configure(cfg, program);
+    return cfg;
+}
+
+int cf_front_listen_addr(const char *listen, struct sockaddr_storage *addr, bool *v6)
+{
+    char host[256];
+    const char *colon = strrchr(listen, ':');
+    if (!colon || colon == listen || colon[1] == '\0')
+        return -1;
+    size_t hlen = (size_t)(colon - listen);
+    const char *h = listen;
+    if (h[0] == '[' && hlen >= 2 && h[hlen - 1] == ']') {
+        h++;
+        hlen -= 2;
+    }
+    if (hlen >= sizeof host)
+        return -1;
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai = NULL;
+    bool any = strcmp(host, "*") == 0 || host[0] == '\0';
+    if (getaddrinfo(any ? NULL : host, colon + 1, &hints, &ai) != 0 || !ai)
+        return -1;
+    memcpy(addr, ai->ai_addr, ai->ai_addrlen);
+    *v6 = ai->ai_family == AF_INET6;
+    freeaddrinfo(ai);
+    return 0;
+}
+
+void cf_front_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    cf_log_warn("libmicrohttpd: %s", line);
+}
