@@ -5,104 +5,15 @@
 # accepted by `openssl verify -x509_strict`; list, view, dump and edit; --json; errors.
 # Needs CERTFLEET_TEST_PG (an admin conninfo) and CERTFLEET_TEST_REDIS (127.0.0.1:PORT), else
 # exits 77 (skipped); CF_BIN_DIR and CF_SOURCE_DIR come from ctest.
-set -euo pipefail
-
-if [ -z "${CERTFLEET_TEST_PG:-}" ] || [ -z "${CERTFLEET_TEST_REDIS:-}" ]; then
-  echo "skipped: CERTFLEET_TEST_PG and CERTFLEET_TEST_REDIS are not set" >&2
-  exit 77
-fi
-for tool in psql openssl python3; do
-  command -v "$tool" >/dev/null || { echo "skipped: $tool is not installed" >&2; exit 77; }
-done
-: "${CF_BIN_DIR:?CF_BIN_DIR is not set}" "${CF_SOURCE_DIR:?CF_SOURCE_DIR is not set}"
-
-work=$(mktemp -d)
-db="cf_cli_ca_$$_$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')"
-pids=()
-db_made=0
-
-cleanup() {
-  local rc=$?
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  if [ $db_made = 1 ]; then
-    psql "$CERTFLEET_TEST_PG" -qXc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
-  fi
-  if [ $rc -ne 0 ]; then
-    for log in "$work"/*.log; do
-      [ -f "$log" ] && { echo "--- $(basename "$log")"; tail -n 20 "$log"; }
-    done
-  fi
-  rm -rf "$work"
-  exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
-cf() { "$CF_BIN_DIR/certfleet" --config "$work/certfleet.conf" "$@"; }
-# has TEXT NEEDLE WHAT: TEXT contains NEEDLE.
-has() { grep -qF -- "$2" <<<"$1" || fail "$3: output lacks \"$2\""; }
-# json WHAT < DOC: DOC is one JSON document.
-json() { python3 -m json.tool >/dev/null || fail "$1: output is not JSON"; }
-# pyjson EXPR WHAT < DOC: the Python expression EXPR over the parsed document d is true.
-pyjson() {
-  python3 -c "import json, sys; d = json.load(sys.stdin); sys.exit(0 if ($1) else 1)" ||
-    fail "$2: JSON does not satisfy $1"
-}
-# expect_fail CODE PATTERN ARGS...: certfleet ARGS exits CODE with one error line matching PATTERN.
-expect_fail() {
-  local code=$1 pattern=$2 rc=0
-  shift 2
-  cf "$@" >"$work/out" 2>"$work/err" || rc=$?
-  [ $rc -eq "$code" ] || fail "certfleet $*: exit $rc, expected $code: $(cat "$work/err")"
-  grep -q -- "$pattern" "$work/err" || fail "certfleet $*: \"$(cat "$work/err")\" lacks \"$pattern\""
-  [ "$(wc -l <"$work/err")" -eq 1 ] || fail "certfleet $*: the error is not one line"
-  [ ! -s "$work/out" ] || fail "certfleet $*: printed to standard output on error"
-}
+FLEET_EXTRA_CONFIG="[ca]
+default_hostname = ca.example.test:8080"
+# shellcheck source=lib_fleet.sh
+. "$(dirname "$0")/lib_fleet.sh"
 pem_count() { grep -c -- "-----BEGIN CERTIFICATE-----" "$1"; }
 
-# --- a fleet of our own -------------------------------------------------------------------
-psql "$CERTFLEET_TEST_PG" -qXc "CREATE DATABASE \"$db\"" >/dev/null
-db_made=1
-dsn="$(sed -E 's/(^|[[:space:]])dbname=[^[:space:]]*//' <<<"$CERTFLEET_TEST_PG") dbname=$db"
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-mkdir -m 700 "$work/keys"
-cat >"$work/certfleet.conf" <<EOF
-[broker]
-endpoint = tcp://127.0.0.1:$port
-[postgres]
-dsn = $dsn
-migrations_dir = $CF_SOURCE_DIR/schemas/sql
-[redis]
-host = ${CERTFLEET_TEST_REDIS%:*}
-port = ${CERTFLEET_TEST_REDIS##*:}
-[keys]
-storages_dir = $work/keys
-[ca]
-default_hostname = ca.example.test:8080
-profiles_dir = $CF_SOURCE_DIR/schemas/profiles
-[signer]
-cache_ms = 0
-[log]
-level = warn
-EOF
-
-cf db migrate >/dev/null
-"$CF_BIN_DIR/certfleet-broker" --config "$work/certfleet.conf" >"$work/broker.log" 2>&1 &
-pids+=($!)
-"$CF_BIN_DIR/certfleet-signer" --config "$work/certfleet.conf" >"$work/signer.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do
-  if cf status 2>/dev/null | grep -q '^cert\.issue  *1 '; then break; fi
-  sleep 0.2
-done
-cf status | grep -q '^cert\.issue  *1 ' || fail "the signer did not come up"
-
-cd "$work"
+fleet_start certfleet-broker
+fleet_start certfleet-signer signer
+fleet_wait_service cert.issue 1
 
 # --- ca init ------------------------------------------------------------------------------
 out=$(cf ca init itroot "CN=Interop Root,O=certfleet" --key-type EC --elliptic-curve secp384r1 \
