@@ -5,7 +5,7 @@
 #  1. certfleet: certfleet-acme + certfleet-validator + certfleet-signer(s) on PostgreSQL,
 #     Redis and the broker (bench/lib_bench.sh), an EC P-256 CA with ACME enabled;
 #  2. pebble (Debian's, the ACME test server of Let's Encrypt) validating http-01 for real:
-#     its -dnsserver is a stub that resolves every name to 127.0.0.1 and its httpPort is the
+#     its -dnsserver is a small DNS responder (below) answering 127.0.0.1 for every name and its httpPort is the
 #     client's responder, so it does the same work certfleet's validator does;
 #  3. pebble with PEBBLE_VA_ALWAYS_VALID=1: no validation at all, the most generous setting
 #     for pebble (an upper bound of its request handling, not a like-for-like comparison).
@@ -67,7 +67,7 @@ if [ "$pebble_only" = 1 ]; then
 else
   acme_port=$(free_port)
   # The validator connects to 127.0.0.1 whatever the name, on the client's responder port;
-  # its resolver (CAA, dns-01) is the stub below, so nothing leaves the machine.
+  # its resolver (CAA, dns-01) is the DNS responder below, so nothing leaves the machine.
   BENCH_EXTRA_CONFIG="[acme]
 listen = 127.0.0.1:$acme_port
 base_url = http://127.0.0.1:$acme_port
@@ -80,9 +80,9 @@ dns_resolver = 127.0.0.1:$dns_port"
 fi
 client="$root/build/bench/certfleet-bench-acme"
 
-# A DNS stub for pebble's VA (and certfleet's resolver): A queries get 127.0.0.1, every other
+# A small DNS responder for pebble's VA (and certfleet's resolver): A queries get 127.0.0.1, every other
 # type an empty NOERROR answer (so: no CAA records, no AAAA).
-cat >"$tmp/dnsstub.py" <<'PY'
+cat >"$tmp/dnsresponder.py" <<'PY'
 import socket, struct, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("127.0.0.1", int(sys.argv[1])))
@@ -102,7 +102,7 @@ while True:
         resp += b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 60, 4) + socket.inet_aton("127.0.0.1")
     s.sendto(resp, addr)
 PY
-python3 "$tmp/dnsstub.py" "$dns_port" 2>"$tmp/dnsstub.log" &
+python3 "$tmp/dnsresponder.py" "$dns_port" 2>"$tmp/dnsresponder.log" &
 pids+=($!)
 
 # Wait until URL answers 200 (curl options after it), at most 20 s.

@@ -7,6 +7,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "cf_config.h"
@@ -16,6 +17,11 @@
  * --help, 2 for a bad argument, 1 for a config that cannot be read; the reason printed). */
 cf_config_t *cf_front_init(int argc, char **argv, const char *program, const char *what,
                            int *exit_code);
+
+/* The integer setting [SECTION] KEY (DFLT when absent) into *OUT when it lies within
+ * [LO, HI]; -1 (logged, naming the setting) outside. */
+int cf_front_setting(cf_config_t *cfg, const char *section, const char *key, int64_t dflt,
+                     int64_t lo, int64_t hi, int64_t *out);
 
 /* Resolve LISTEN into ADDR; *V6 says whether it is IPv6. 0 or -1. */
 int cf_front_listen_addr(const char *listen, struct sockaddr_storage *addr, bool *v6);

@@ -35,6 +35,19 @@ cf_config_t *cf_front_init(int argc, char **argv, const char *program, const cha
     return cfg;
 }
 
+int cf_front_setting(cf_config_t *cfg, const char *section, const char *key, int64_t dflt,
+                     int64_t lo, int64_t hi, int64_t *out)
+{
+    int64_t v = cf_config_get_int(cfg, section, key, dflt);
+    if (v < lo || v > hi) {
+        cf_log_error("config \"%s.%s\" = %lld is out of range [%lld, %lld]", section, key,
+                     (long long)v, (long long)lo, (long long)hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
 int cf_front_listen_addr(const char *listen, struct sockaddr_storage *addr, bool *v6)
 {
     char host[256];

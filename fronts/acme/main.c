@@ -11,20 +11,6 @@
 
 #define S_PROGRAM "certfleet-acme"
 
-/* An integer setting within [LO, HI]; -1 (logged) outside. */
-static int s_range(cf_config_t *cfg, const char *key, int64_t dflt, int64_t lo, int64_t hi,
-                   int64_t *out)
-{
-    int64_t v = cf_config_get_int(cfg, "acme", key, dflt);
-    if (v < lo || v > hi) {
-        cf_log_error("config \"acme.%s\" = %lld is out of range [%lld, %lld]", key, (long long)v,
-                     (long long)lo, (long long)hi);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
 int acme_settings_load(cf_config_t *cfg, acme_settings_t *out)
 {
     memset(out, 0, sizeof *out);
@@ -44,17 +30,19 @@ int acme_settings_load(cf_config_t *cfg, acme_settings_t *out)
     memcpy(out->base_url, base, blen);
     out->base_url[blen] = '\0';
     int64_t threads, timeout, max_conn, mem, nonce_ttl, lifetime, pending, body, wait, vdead, retry;
-    if (s_range(cfg, "threads", 8, 1, 1024, &threads) != 0 ||
-        s_range(cfg, "connection_timeout_s", 30, 1, 3600, &timeout) != 0 ||
-        s_range(cfg, "max_connections", 1024, 1, 1000000, &max_conn) != 0 ||
-        s_range(cfg, "connection_memory_limit", 65536, 16384, 16 << 20, &mem) != 0 ||
-        s_range(cfg, "nonce_ttl_s", 3600, 10, 86400 * 7, &nonce_ttl) != 0 ||
-        s_range(cfg, "order_lifetime_s", 86400, 60, 86400 * 90, &lifetime) != 0 ||
-        s_range(cfg, "max_pending_orders", 100, 1, 1000000, &pending) != 0 ||
-        s_range(cfg, "max_body_bytes", 65536, 1024, CF_JWS_MAX_BYTES, &body) != 0 ||
-        s_range(cfg, "finalize_wait_ms", 30000, 100, 600000, &wait) != 0 ||
-        s_range(cfg, "validate_deadline_s", 300, 5, 86400, &vdead) != 0 ||
-        s_range(cfg, "retry_after_s", 1, 1, 3600, &retry) != 0)
+    if (cf_front_setting(cfg, "acme", "threads", 8, 1, 1024, &threads) != 0 ||
+        cf_front_setting(cfg, "acme", "connection_timeout_s", 30, 1, 3600, &timeout) != 0 ||
+        cf_front_setting(cfg, "acme", "max_connections", 1024, 1, 1000000, &max_conn) != 0 ||
+        cf_front_setting(cfg, "acme", "connection_memory_limit", 65536, 16384, 16 << 20, &mem) !=
+            0 ||
+        cf_front_setting(cfg, "acme", "nonce_ttl_s", 3600, 10, 86400 * 7, &nonce_ttl) != 0 ||
+        cf_front_setting(cfg, "acme", "order_lifetime_s", 86400, 60, 86400 * 90, &lifetime) != 0 ||
+        cf_front_setting(cfg, "acme", "max_pending_orders", 100, 1, 1000000, &pending) != 0 ||
+        cf_front_setting(cfg, "acme", "max_body_bytes", 65536, 1024, CF_JWS_MAX_BYTES, &body) !=
+            0 ||
+        cf_front_setting(cfg, "acme", "finalize_wait_ms", 30000, 100, 600000, &wait) != 0 ||
+        cf_front_setting(cfg, "acme", "validate_deadline_s", 300, 5, 86400, &vdead) != 0 ||
+        cf_front_setting(cfg, "acme", "retry_after_s", 1, 1, 3600, &retry) != 0)
         return -1;
     out->threads = (int)threads;
     out->connection_timeout_s = (int)timeout;

@@ -11,36 +11,24 @@
 
 #define S_PROGRAM "certfleet-ocspd"
 
-/* An integer setting within [LO, HI]; -1 (logged) outside. */
-static int s_range(cf_config_t *cfg, const char *key, int64_t dflt, int64_t lo, int64_t hi,
-                   int64_t *out)
-{
-    int64_t v = cf_config_get_int(cfg, "ocspd", key, dflt);
-    if (v < lo || v > hi) {
-        cf_log_error("config \"ocspd.%s\" = %lld is out of range [%lld, %lld]", key, (long long)v,
-                     (long long)lo, (long long)hi);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
 int ocspd_settings_load(cf_config_t *cfg, ocspd_settings_t *out)
 {
     memset(out, 0, sizeof *out);
     snprintf(out->listen, sizeof out->listen, "%s",
              cf_config_get(cfg, "ocspd", "listen", "127.0.0.1:8080"));
     int64_t threads, timeout, max_req, cache_ms, max_conn, per_ip, mem, crl_max;
-    if (s_range(cfg, "threads", 4, 1, 1024, &threads) != 0 ||
-        s_range(cfg, "connection_timeout_s", 10, 1, 3600, &timeout) != 0 ||
-        s_range(cfg, "max_request_bytes", 8192, 256, CF_OCSP_REQUEST_MAX, &max_req) != 0 ||
-        s_range(cfg, "ca_cache_ms", 5000, 0, 86400000, &cache_ms) != 0 ||
-        s_range(cfg, "max_connections", 1024, 1, 1000000, &max_conn) != 0 ||
-        s_range(cfg, "per_ip_connection_limit", 0, 0, 1000000, &per_ip) != 0 ||
+    if (cf_front_setting(cfg, "ocspd", "threads", 4, 1, 1024, &threads) != 0 ||
+        cf_front_setting(cfg, "ocspd", "connection_timeout_s", 10, 1, 3600, &timeout) != 0 ||
+        cf_front_setting(cfg, "ocspd", "max_request_bytes", 8192, 256, CF_OCSP_REQUEST_MAX,
+                         &max_req) != 0 ||
+        cf_front_setting(cfg, "ocspd", "ca_cache_ms", 5000, 0, 86400000, &cache_ms) != 0 ||
+        cf_front_setting(cfg, "ocspd", "max_connections", 1024, 1, 1000000, &max_conn) != 0 ||
+        cf_front_setting(cfg, "ocspd", "per_ip_connection_limit", 0, 0, 1000000, &per_ip) != 0 ||
         /* MHD keeps the request line and headers in this pool: room for a GET whose base64
          * (maybe percent-encoded) is as long as the largest request allows. */
-        s_range(cfg, "connection_memory_limit", 4 * max_req + 16384, 8192, 16 << 20, &mem) != 0 ||
-        s_range(cfg, "crl_cache_max_bytes", 4 << 20, 0, 512 << 20, &crl_max) != 0)
+        cf_front_setting(cfg, "ocspd", "connection_memory_limit", 4 * max_req + 16384, 8192,
+                         16 << 20, &mem) != 0 ||
+        cf_front_setting(cfg, "ocspd", "crl_cache_max_bytes", 4 << 20, 0, 512 << 20, &crl_max) != 0)
         return -1;
     out->threads = (int)threads;
     out->connection_timeout_s = (int)timeout;
