@@ -12,6 +12,7 @@ packages=(
   libcmocka-dev libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev
   postgresql-15 postgresql-client-15 redis-server redis-tools
   certbot pebble apache2-utils dnsmasq-base iproute2 procps
+  docker-compose
 )
 
 installed() {
