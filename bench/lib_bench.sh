@@ -46,6 +46,8 @@ storages_dir = $tmp/keys
 profiles_dir = $root/schemas/profiles
 [log]
 level = warn
+[curve]
+insecure = true
 ${BENCH_EXTRA_CONFIG:-}
 CONF
 cf() { "$root/build/bin/certfleet" --config "$conf" "$@"; }

@@ -29,6 +29,8 @@ endpoint = tcp://127.0.0.1:$port
 credit = 256
 [log]
 level = warn
+[curve]
+insecure = true
 CONF
 build/bin/certfleet-broker --config "$dir/bench.conf" 2>"$dir/broker.log" & pids+=($!)
 for i in $(seq 1 "$workers"); do

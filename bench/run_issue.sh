@@ -50,6 +50,8 @@ port = $redis_port
 storages_dir = $tmp/keys
 [log]
 level = warn
+[curve]
+insecure = true
 CONF
 cf=build/bin/certfleet
 $cf --config "$conf" db migrate >/dev/null

@@ -9,13 +9,21 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cf_curve.h"
 #include "cf_job.h"
 #include "cf_log.h"
+#include "cf_metrics.h"
 #include "cf_msgpack.h"
 #include "cf_proto.h"
 
 #define S_ROUTE_MAX 255
 #define S_TICK_MS   100
+/* How often the allow-list directory is looked at for changes, and how soon again when a
+ * key that is not in the table speaks (it may have just been added). */
+#define S_GRANTS_CHECK_MS 2000
+#define S_GRANTS_MISS_MS  200
+/* /health fails when the loop has not ticked for this long. */
+#define S_ROUTING_TTL_MS 5000
 
 typedef struct s_service_t s_service_t;
 typedef struct s_worker_t s_worker_t;
@@ -28,16 +36,22 @@ typedef struct {
     s_service_t *service;             /* where it queues */
     s_worker_t *worker;               /* who runs it, when in flight */
     void *handle;                     /* its node in the queue or in the worker's list */
+    void *auth;                       /* REQUEST's authorization frame for the worker, or NULL */
+    size_t auth_len;                  /* its length */
 } s_job_t;
 
 struct s_service_t {
-    char *name;        /* job type */
-    zlistx_t *queue;   /* s_job_t waiting, oldest first */
-    zlistx_t *workers; /* s_worker_t serving it, round-robin order */
-    uint64_t requests; /* jobs admitted */
-    uint64_t replies;  /* replies forwarded */
-    uint64_t busy;     /* jobs refused with busy */
-    uint64_t expired;  /* jobs answered deadline_exceeded */
+    char *name;               /* job type */
+    zlistx_t *queue;          /* s_job_t waiting, oldest first */
+    zlistx_t *workers;        /* s_worker_t serving it, round-robin order */
+    uint64_t requests;        /* jobs admitted */
+    uint64_t replies;         /* replies forwarded */
+    uint64_t busy;            /* jobs refused with busy */
+    uint64_t expired;         /* jobs answered deadline_exceeded */
+    uint64_t in_flight;       /* jobs held by workers */
+    cf_metric_t *m_queue;     /* certfleet_broker_queue_depth */
+    cf_metric_t *m_workers;   /* certfleet_broker_workers */
+    cf_metric_t *m_in_flight; /* certfleet_broker_in_flight */
 };
 
 struct s_worker_t {
@@ -51,29 +65,40 @@ struct s_worker_t {
     uint32_t in_flight;            /* jobs it holds */
     zlistx_t *jobs;                /* s_job_t it holds */
     uint64_t expiry;               /* monotonic ms after which it counts as dead */
+    char user[41];                 /* its CURVE public key (Z85), "" when insecure */
 };
 
 struct _cf_broker_t {
-    cf_config_t *config; /* borrowed */
-    char *endpoint;      /* bind address */
-    int heartbeat_ms;    /* heartbeat interval */
-    int liveness;        /* heartbeats missed before a worker is dropped */
-    size_t queue_max;    /* bound of each service queue */
-    zsock_t *sock;       /* ROUTER */
-    void *raw;           /* libzmq socket */
-    zhashx_t *services;  /* name -> s_service_t */
-    zhashx_t *workers;   /* hex route -> s_worker_t */
-    zhashx_t *jobs;      /* hex id -> s_job_t */
-    uint64_t started;    /* monotonic ms at start */
-    uint64_t hb_at;      /* next heartbeat to workers */
-    uint64_t tick_at;    /* next expiry and deadline sweep */
-    uint64_t received;   /* jobs received */
-    uint64_t answered;   /* replies sent to clients */
-    uint64_t duplicates; /* resends of queued or running jobs dropped */
-    uint64_t malformed;  /* messages refused */
-    uint64_t requeued;   /* jobs moved from a dead worker to the queue */
-    uint64_t busy;       /* jobs refused with busy */
-    uint64_t expired;    /* jobs answered deadline_exceeded */
+    cf_config_t *config;       /* borrowed */
+    char *endpoint;            /* bind address */
+    int heartbeat_ms;          /* heartbeat interval */
+    int liveness;              /* heartbeats missed before a worker is dropped */
+    size_t queue_max;          /* bound of each service queue */
+    zsock_t *sock;             /* ROUTER */
+    void *raw;                 /* libzmq socket */
+    zhashx_t *services;        /* name -> s_service_t */
+    zhashx_t *workers;         /* hex route -> s_worker_t */
+    zhashx_t *jobs;            /* hex id -> s_job_t */
+    uint64_t started;          /* monotonic ms at start */
+    uint64_t hb_at;            /* next heartbeat to workers */
+    uint64_t tick_at;          /* next expiry and deadline sweep */
+    uint64_t received;         /* jobs received */
+    uint64_t answered;         /* replies sent to clients */
+    uint64_t duplicates;       /* resends of queued or running jobs dropped */
+    uint64_t malformed;        /* messages refused */
+    uint64_t requeued;         /* jobs moved from a dead worker to the queue */
+    uint64_t busy;             /* jobs refused with busy */
+    uint64_t expired;          /* jobs answered deadline_exceeded */
+    cf_metric_t *m_requeued;   /* certfleet_broker_requeued_total */
+    cf_metric_t *m_duplicates; /* certfleet_broker_duplicates_total */
+
+    /* CURVE and grants (docs/security.md) */
+    cf_curve_t *curve;       /* [curve] keys of the ROUTER socket */
+    zactor_t *auth;          /* zauth: ZAP handler admitting the keys of clients_dir */
+    cf_grants_t *grants;     /* key -> grant, from clients_dir; NULL when insecure */
+    uint64_t grants_at;      /* monotonic ms of the next look at clients_dir */
+    uint64_t grants_miss_at; /* monotonic ms before which an unknown key causes no look */
+    uint64_t forbidden;      /* messages refused by the grants */
 };
 
 static void s_hex(const uint8_t *data, size_t len, char *out)
@@ -109,8 +134,31 @@ static s_service_t *s_service_require(cf_broker_t *self, const char *name)
     svc->name = strdup(name);
     svc->queue = zlistx_new();
     svc->workers = zlistx_new();
+    /* Service names are valid job types: nothing in them needs escaping. */
+    char labels[CF_JOB_TYPE_MAX + 16];
+    snprintf(labels, sizeof labels, "service=\"%s\"", name);
+    svc->m_queue = cf_metrics_gauge("certfleet_broker_queue_depth",
+                                    "Jobs waiting in the broker for a worker", labels);
+    svc->m_workers =
+        cf_metrics_gauge("certfleet_broker_workers", "Workers serving the job type", labels);
+    svc->m_in_flight = cf_metrics_gauge("certfleet_broker_in_flight",
+                                        "Jobs handed to workers and not answered yet", labels);
     zhashx_insert(self->services, name, svc);
     return svc;
+}
+
+/* certfleet_broker_jobs_total{service,outcome}. SERVICE is a job type the broker serves or
+ * defines, else "other": a label per stray type would grow without bound. */
+static void s_count_job(const char *service, const char *outcome)
+{
+    char labels[CF_JOB_TYPE_MAX + CF_ERROR_CODE_MAX + 32];
+    snprintf(labels, sizeof labels, "service=\"%s\",outcome=\"%s\"", service ? service : "other",
+             outcome);
+    cf_metric_add(cf_metrics_counter("certfleet_broker_jobs_total",
+                                     "Jobs answered through the broker, by job type and outcome "
+                                     "(ok or the error code)",
+                                     labels),
+                  1);
 }
 
 /* ---- sending ----------------------------------------------------------------------- */
@@ -146,7 +194,9 @@ static void s_send_worker(cf_broker_t *self, s_worker_t *w, uint8_t cmd, s_job_t
         const void *body = cf_job_data(job->job, &len);
         zmq_send(self->raw, cf_job_id(job->job), CF_JOB_ID_SIZE, ZMQ_SNDMORE);
         zmq_send(self->raw, job->route, job->route_len, ZMQ_SNDMORE);
-        zmq_send(self->raw, body, len, 0);
+        zmq_send(self->raw, body, len, job->auth ? ZMQ_SNDMORE : 0);
+        if (job->auth)
+            zmq_send(self->raw, job->auth, job->auth_len, 0);
     }
 }
 
@@ -155,12 +205,14 @@ static void s_send_worker(cf_broker_t *self, s_worker_t *w, uint8_t cmd, s_job_t
 /* Forget a job wherever it is. */
 static void s_job_finish(cf_broker_t *self, s_job_t *job)
 {
-    if (job->worker)
+    if (job->worker) {
         zlistx_detach(job->worker->jobs, job->handle);
-    else if (job->handle)
+        job->service->in_flight--;
+    } else if (job->handle)
         zlistx_detach(job->service->queue, job->handle);
     zhashx_delete(self->jobs, job->key);
     cf_job_destroy(&job->job);
+    free(job->auth);
     free(job);
 }
 
@@ -170,6 +222,7 @@ static void s_job_expire(cf_broker_t *self, s_job_t *job)
     cf_error_set(&err, "deadline_exceeded", "deadline_ms",
                  "deadline passed before a worker took the job");
     s_reply_error(self, job->route, job->route_len, cf_job_id(job->job), &err);
+    s_count_job(job->service->name, err.code);
     job->service->expired++;
     self->expired++;
     s_job_finish(self, job);
@@ -217,6 +270,7 @@ static void s_dispatch(cf_broker_t *self, s_service_t *svc)
         job->worker = w;
         job->handle = zlistx_add_end(w->jobs, job);
         w->in_flight++;
+        svc->in_flight++;
         s_send_worker(self, w, CF_PROTO_REQUEST, job);
     }
 }
@@ -232,8 +286,10 @@ static void s_worker_delete(cf_broker_t *self, s_worker_t *w, const char *why)
     s_job_t *job;
     while ((job = zlistx_detach(w->jobs, NULL)) != NULL) {
         job->worker = NULL;
+        job->service->in_flight--;
         job->handle = zlistx_add_start(job->service->queue, job);
         self->requeued++;
+        cf_metric_add(self->m_requeued, 1);
     }
     s_service_t *svc = zlistx_first(w->services);
     while (svc) {
@@ -315,6 +371,72 @@ static void s_worker_ready(cf_broker_t *self, const uint8_t *route, size_t route
     }
 }
 
+/* ---- grants (docs/security.md) --------------------------------------------------------- */
+
+/* Drop the workers whose key is no longer a worker's in clients_dir: removing a key from
+ * the directory ends what it may do, not only its next connection. */
+static void s_grants_changed(cf_broker_t *self)
+{
+    zlistx_t *gone = zlistx_new();
+    for (s_worker_t *w = zhashx_first(self->workers); w; w = zhashx_next(self->workers)) {
+        const cf_grant_t *g = cf_grants_lookup(self->grants, w->user);
+        if (!g || !cf_grant_is_worker(g))
+            zlistx_add_end(gone, w);
+    }
+    for (s_worker_t *w = zlistx_first(gone); w; w = zlistx_next(gone)) {
+        s_send_worker(self, w, CF_PROTO_DISCONNECT, NULL);
+        s_worker_delete(self, w, "its key left the allow-list");
+    }
+    zlistx_destroy(&gone);
+}
+
+/* The grant of the key that sent FRAME (its ZAP User-Id), or NULL. A key not in the table
+ * makes the broker look at the directory again (at most every S_GRANTS_MISS_MS): zauth may
+ * have admitted a key added since the last look. */
+static const cf_grant_t *s_grant(cf_broker_t *self, zmq_msg_t *frame, const char **user_out)
+{
+    const char *user = zmq_msg_gets(frame, "User-Id");
+    *user_out = user ? user : "";
+    if (!user)
+        return NULL;
+    const cf_grant_t *g = cf_grants_lookup(self->grants, user);
+    uint64_t now = cf_mono_ms();
+    if (!g && now >= self->grants_miss_at) {
+        self->grants_miss_at = now + S_GRANTS_MISS_MS;
+        if (cf_grants_refresh(self->grants) == 1) {
+            s_grants_changed(self);
+            g = cf_grants_lookup(self->grants, user);
+        }
+    }
+    return g;
+}
+
+/* In a CURVE fleet only keys with role worker speak as workers. Others are dropped, logged
+ * and sent DISCONNECT. True when the message may go on; *USER_OUT is the sender's key. */
+static bool s_worker_allowed(cf_broker_t *self, zmq_msg_t *frames, uint8_t cmd,
+                             const char **user_out)
+{
+    *user_out = "";
+    if (!self->grants)
+        return true;
+    const cf_grant_t *g = s_grant(self, &frames[1], user_out);
+    if (g && cf_grant_is_worker(g))
+        return true;
+    self->forbidden++;
+    if (cmd == CF_PROTO_READY)
+        cf_log_warn("refused worker frames from key \"%s\" (%s): it has no role worker in "
+                    "[curve] clients_dir",
+                    *user_out, g ? cf_grant_name(g) : "no grant");
+    if (cmd != CF_PROTO_DISCONNECT) {
+        s_worker_t stranger = {0};
+        size_t len = zmq_msg_size(&frames[0]);
+        memcpy(stranger.route, zmq_msg_data(&frames[0]), len < S_ROUTE_MAX ? len : S_ROUTE_MAX);
+        stranger.route_len = len < S_ROUTE_MAX ? len : S_ROUTE_MAX;
+        s_send_worker(self, &stranger, CF_PROTO_DISCONNECT, NULL);
+    }
+    return false;
+}
+
 static void s_worker_message(cf_broker_t *self, zmq_msg_t *frames, int n)
 {
     const uint8_t *route = zmq_msg_data(&frames[0]);
@@ -324,11 +446,17 @@ static void s_worker_message(cf_broker_t *self, zmq_msg_t *frames, int n)
         return;
     }
     uint8_t cmd = *(uint8_t *)zmq_msg_data(&frames[2]);
+    const char *user;
+    if (!s_worker_allowed(self, frames, cmd, &user))
+        return;
     char key[2 * S_ROUTE_MAX + 1];
     s_hex(route, route_len, key);
     s_worker_t *w = zhashx_lookup(self->workers, key);
     if (cmd == CF_PROTO_READY && n == 4) {
         s_worker_ready(self, route, route_len, zmq_msg_data(&frames[3]), zmq_msg_size(&frames[3]));
+        s_worker_t *ready = zhashx_lookup(self->workers, key);
+        if (ready)
+            snprintf(ready->user, sizeof ready->user, "%s", user);
         return;
     }
     if (cmd == CF_PROTO_REPLY && n == 6 && zmq_msg_size(&frames[3]) == CF_JOB_ID_SIZE &&
@@ -340,6 +468,10 @@ static void s_worker_message(cf_broker_t *self, zmq_msg_t *frames, int n)
         char jkey[2 * CF_JOB_ID_SIZE + 1];
         s_hex(zmq_msg_data(&frames[3]), CF_JOB_ID_SIZE, jkey);
         s_job_t *job = zhashx_lookup(self->jobs, jkey);
+        char outcome[CF_ERROR_CODE_MAX];
+        cf_metrics_reply_outcome(zmq_msg_data(&frames[5]), zmq_msg_size(&frames[5]), outcome,
+                                 sizeof outcome);
+        s_count_job(job ? job->service->name : NULL, outcome);
         if (job) {
             job->service->replies++;
             s_job_finish(self, job);
@@ -448,7 +580,7 @@ static void s_status(cf_broker_t *self, const uint8_t *route, size_t route_len, 
     zlistx_destroy(&names);
 
     cf_msgpack_pack_cstr(&pk, "totals");
-    msgpack_pack_map(&pk, 8);
+    msgpack_pack_map(&pk, 9);
     s_pack_u64(&pk, "received", self->received);
     s_pack_u64(&pk, "answered", self->answered);
     s_pack_u64(&pk, "in_system", zhashx_size(self->jobs));
@@ -457,6 +589,7 @@ static void s_status(cf_broker_t *self, const uint8_t *route, size_t route_len, 
     s_pack_u64(&pk, "requeued", self->requeued);
     s_pack_u64(&pk, "busy", self->busy);
     s_pack_u64(&pk, "expired", self->expired);
+    s_pack_u64(&pk, "forbidden", self->forbidden);
 
     msgpack_sbuffer reply;
     msgpack_sbuffer_init(&reply);
@@ -478,6 +611,7 @@ static void s_client_message(cf_broker_t *self, zmq_msg_t *frames, int n)
         cf_error_set(&err, "malformed", "",
                      "a job is sent as two frames: \"CFC1\" and the envelope");
         s_reply_error(self, route, route_len, NULL, &err);
+        s_count_job(NULL, err.code);
         return;
     }
     self->received++;
@@ -488,9 +622,29 @@ static void s_client_message(cf_broker_t *self, zmq_msg_t *frames, int n)
     if (!decoded) {
         self->malformed++;
         s_reply_error(self, route, route_len, has_id ? id : NULL, &err);
+        s_count_job(NULL, err.code);
         return;
     }
     const char *type = cf_job_type(decoded);
+    /* Authorization before anything else: a refused job must not even count as a resend. */
+    const cf_grant_t *grant = NULL;
+    bool acme_check = false;
+    if (self->grants) {
+        const char *user;
+        grant = s_grant(self, &frames[1], &user);
+        int allowed = grant ? cf_grant_authorize(grant, decoded, &acme_check, &err) : -1;
+        if (!grant)
+            cf_error_set(&err, "forbidden", "", "this client's key has no grant in the allow-list");
+        if (allowed != 0) {
+            self->forbidden++;
+            cf_log_info("refused a job of type \"%s\" from key \"%s\": %s", type, user,
+                        err.message);
+            s_reply_error(self, route, route_len, cf_job_id(decoded), &err);
+            s_count_job(cf_job_type_known(type) ? type : NULL, err.code);
+            cf_job_destroy(&decoded);
+            return;
+        }
+    }
     char key[2 * CF_JOB_ID_SIZE + 1];
     s_hex(cf_job_id(decoded), CF_JOB_ID_SIZE, key);
     s_job_t *dup = zhashx_lookup(self->jobs, key);
@@ -498,6 +652,7 @@ static void s_client_message(cf_broker_t *self, zmq_msg_t *frames, int n)
         /* A resend of a job that is queued or running: its reply will come once. Remember the
          * newest route, in case the client came back with another. */
         self->duplicates++;
+        cf_metric_add(self->m_duplicates, 1);
         memcpy(dup->route, route, route_len);
         dup->route_len = route_len;
         cf_job_destroy(&decoded);
@@ -505,6 +660,7 @@ static void s_client_message(cf_broker_t *self, zmq_msg_t *frames, int n)
     }
     if (strcmp(type, "broker.status") == 0) {
         s_status(self, route, route_len, decoded);
+        s_count_job(type, "ok");
         cf_job_destroy(&decoded);
         return;
     }
@@ -513,6 +669,7 @@ static void s_client_message(cf_broker_t *self, zmq_msg_t *frames, int n)
         cf_error_set(&err, "unknown_job_type", "type",
                      "no worker serves job type \"%s\" and certfleet does not define it", type);
         s_reply_error(self, route, route_len, cf_job_id(decoded), &err);
+        s_count_job(NULL, err.code);
         cf_job_destroy(&decoded);
         return;
     }
@@ -520,6 +677,7 @@ static void s_client_message(cf_broker_t *self, zmq_msg_t *frames, int n)
         cf_error_set(&err, "deadline_exceeded", "deadline_ms",
                      "deadline passed before the job arrived");
         s_reply_error(self, route, route_len, cf_job_id(decoded), &err);
+        s_count_job(type, err.code);
         self->expired++;
         cf_job_destroy(&decoded);
         return;
@@ -533,6 +691,7 @@ static void s_client_message(cf_broker_t *self, zmq_msg_t *frames, int n)
         cf_error_set(&err, "busy", "", "queue of \"%s\" is full (%zu jobs), try again later", type,
                      self->queue_max);
         s_reply_error(self, route, route_len, cf_job_id(decoded), &err);
+        s_count_job(svc ? type : NULL, err.code);
         cf_job_destroy(&decoded);
         return;
     }
@@ -541,6 +700,14 @@ static void s_client_message(cf_broker_t *self, zmq_msg_t *frames, int n)
     memcpy(job->key, key, sizeof key);
     memcpy(job->route, route, route_len);
     job->route_len = route_len;
+    if (acme_check) {
+        /* The worker checks what needs the database: CAs allowed through "@acme". */
+        msgpack_sbuffer auth;
+        msgpack_sbuffer_init(&auth);
+        cf_grant_pack_auth(grant, &auth);
+        job->auth_len = auth.size;
+        job->auth = msgpack_sbuffer_release(&auth);
+    }
     job->service = svc;
     job->handle = zlistx_add_end(svc->queue, job);
     zhashx_insert(self->jobs, key, job);
@@ -553,6 +720,11 @@ static void s_client_message(cf_broker_t *self, zmq_msg_t *frames, int n)
 static void s_tick(cf_broker_t *self)
 {
     uint64_t now = cf_mono_ms();
+    if (self->grants && now >= self->grants_at) {
+        self->grants_at = now + S_GRANTS_CHECK_MS;
+        if (cf_grants_refresh(self->grants) == 1)
+            s_grants_changed(self);
+    }
     if (now >= self->hb_at) {
         for (s_worker_t *w = zhashx_first(self->workers); w; w = zhashx_next(self->workers))
             s_send_worker(self, w, CF_PROTO_HEARTBEAT, NULL);
@@ -577,7 +749,38 @@ static void s_tick(cf_broker_t *self)
             h = next;
         }
     }
+    for (s_service_t *s = zhashx_first(self->services); s; s = zhashx_next(self->services)) {
+        cf_metric_set(s->m_queue, (int64_t)zlistx_size(s->queue));
+        cf_metric_set(s->m_workers, (int64_t)zlistx_size(s->workers));
+        cf_metric_set(s->m_in_flight, (int64_t)s->in_flight);
+    }
+    /* Renewed every tick: a loop that hangs turns /health unhealthy (cf_health_set_ttl). */
+    cf_health_set("routing", true, self->endpoint);
     self->tick_at = now + S_TICK_MS;
+}
+
+/* The [curve] keys and, unless insecure, the grant table. 0, or -1 after logging why. */
+static int s_curve_setup(cf_broker_t *self, cf_config_t *config)
+{
+    char err[512] = "";
+    self->curve = cf_curve_new(config, CF_CURVE_SERVER, err, sizeof err);
+    if (!self->curve) {
+        cf_log_error("%s", err);
+        return -1;
+    }
+    if (cf_curve_insecure(self->curve)) {
+        cf_log_warn("[curve] insecure = true: clients and workers connect unencrypted and "
+                    "unauthenticated, every job is allowed (for local development only)");
+        return 0;
+    }
+    self->grants = cf_grants_new(cf_curve_clients_dir(self->curve));
+    if (!self->grants || cf_grants_refresh(self->grants) < 0) {
+        cf_log_error("could not load [curve] clients_dir \"%s\"",
+                     cf_curve_clients_dir(self->curve));
+        return -1;
+    }
+    self->grants_at = cf_mono_ms() + S_GRANTS_CHECK_MS;
+    return 0;
 }
 
 cf_broker_t *cf_broker_new(cf_config_t *config)
@@ -601,6 +804,15 @@ cf_broker_t *cf_broker_new(cf_config_t *config)
     self->workers = zhashx_new();
     self->jobs = zhashx_new();
     self->started = cf_mono_ms();
+    if (s_curve_setup(self, config) != 0) {
+        cf_broker_destroy(&self);
+        return NULL;
+    }
+    self->m_requeued = cf_metrics_counter("certfleet_broker_requeued_total",
+                                          "Jobs moved back to their queue from a lost worker", "");
+    self->m_duplicates =
+        cf_metrics_counter("certfleet_broker_duplicates_total",
+                           "Resends of jobs already queued or running, dropped", "");
     return self;
 }
 
@@ -623,6 +835,9 @@ void cf_broker_destroy(cf_broker_t **self_p)
     }
     zhashx_destroy(&self->services);
     zsock_destroy(&self->sock);
+    zactor_destroy(&self->auth);
+    cf_grants_destroy(&self->grants);
+    cf_curve_destroy(&self->curve);
     free(self->endpoint);
     free(self);
     *self_p = NULL;
@@ -638,9 +853,25 @@ int cf_broker_bind(cf_broker_t *self)
     zmq_setsockopt(self->raw, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(self->raw, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(self->raw, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (!cf_curve_insecure(self->curve)) {
+        /* The ZAP handler first: a CURVE server without one admits every key. zauth reads
+         * clients_dir again whenever it changes. */
+        self->auth = zactor_new(zauth, NULL);
+        if (!self->auth ||
+            zstr_sendx(self->auth, "CURVE", cf_curve_clients_dir(self->curve), NULL) != 0 ||
+            zsock_wait(self->auth) != 0 || cf_curve_apply(self->curve, self->raw) != 0) {
+            cf_log_error("could not set up CURVE on the broker socket: %s",
+                         zmq_strerror(zmq_errno()));
+            return -1;
+        }
+        cf_log_info("CURVE on: public key \"%s\", %zu keys allowed from \"%s\"",
+                    cf_curve_public_key(self->curve), cf_grants_size(self->grants),
+                    cf_curve_clients_dir(self->curve));
+    }
     if (zmq_bind(self->raw, self->endpoint) != 0) {
         cf_log_error("could not bind broker to \"%s\": %s", self->endpoint,
                      zmq_strerror(zmq_errno()));
+        cf_health_set("routing", false, "could not bind the broker endpoint");
         return -1;
     }
     cf_log_info("broker listening on \"%s\" (heartbeat %d ms, liveness %d, queue_max %zu)",
@@ -652,6 +883,8 @@ int cf_broker_run(cf_broker_t *self)
 {
     self->hb_at = cf_mono_ms() + (uint64_t)self->heartbeat_ms;
     self->tick_at = cf_mono_ms() + S_TICK_MS;
+    cf_health_set("routing", true, self->endpoint);
+    cf_health_set_ttl("routing", S_ROUTING_TTL_MS);
     while (!zsys_interrupted) {
         uint64_t now = cf_mono_ms();
         long wait = self->tick_at > now ? (long)(self->tick_at - now) : 0;
@@ -702,6 +935,7 @@ int cf_broker_run(cf_broker_t *self)
             s_tick(self);
     }
     cf_log_info("broker stopping");
+    cf_health_set("routing", false, "stopping");
     /* Tell workers to come back when a broker is there again. */
     for (s_worker_t *w = zhashx_first(self->workers); w; w = zhashx_next(self->workers))
         s_send_worker(self, w, CF_PROTO_DISCONNECT, NULL);

@@ -5,6 +5,7 @@
 
 #include "broker.h"
 #include "cf_log.h"
+#include "cf_metrics.h"
 
 int main(int argc, char **argv)
 {
@@ -29,11 +30,16 @@ int main(int argc, char **argv)
     cf_log_configure(config, "certfleet-broker");
     zsys_init();
     zsys_set_logstream(NULL);
+    if (cf_metrics_start(config, "certfleet-broker") != 0) {
+        cf_config_destroy(&config);
+        return 1;
+    }
     int rc = 1;
     cf_broker_t *broker = cf_broker_new(config);
     if (broker && cf_broker_bind(broker) == 0)
         rc = cf_broker_run(broker) == 0 ? 0 : 1;
     cf_broker_destroy(&broker);
+    cf_metrics_stop();
     cf_config_destroy(&config);
     return rc;
 }

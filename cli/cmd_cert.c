@@ -30,6 +30,7 @@ static const char s_help_text[] =
     "      --extension JSON            an extension model (repeatable)\n"
     "      --password P | --password-file F   the CA's key password\n"
     "      --no-crl-url  --no-ocsp-url  --no-issuer-url   leave the CA's URLs out\n"
+    "      --watch EMAIL               told by mail when it is about to expire (repeatable)\n"
     "      --out FILE, -o FILE         write the certificate there (default: standard output)\n"
     "      --bundle                    the certificate followed by its chain\n"
     "      --format PEM|DER            (default PEM); the serial goes to standard error\n"
@@ -58,6 +59,7 @@ enum {
     O_NO_ISSUER,
     O_EXPIRED,
     O_REVOKED,
+    O_WATCH,
 };
 
 static int s_help(FILE *out, int rc)
@@ -122,6 +124,7 @@ static int s_sign(cf_cli_t *cli, int argc, char **argv)
         {"no-crl-url", no_argument, NULL, O_NO_CRL},
         {"no-ocsp-url", no_argument, NULL, O_NO_OCSP},
         {"no-issuer-url", no_argument, NULL, O_NO_ISSUER},
+        {"watch", required_argument, NULL, O_WATCH},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int rc = 2, c, n = 0;
@@ -209,6 +212,12 @@ static int s_sign(cf_cli_t *cli, int argc, char **argv)
             break;
         case O_NO_ISSUER:
             json_object_set_new(params, "add_issuer_url", json_false());
+            break;
+        case O_WATCH:
+            /* Checked by cert.issue, which names the bad one (params.watchers[i]). */
+            if (!json_object_get(params, "watchers"))
+                json_object_set_new(params, "watchers", json_array());
+            json_array_append_new(json_object_get(params, "watchers"), json_string(optarg));
             break;
         case 'h':
             rc = s_help(stdout, 0);
@@ -369,6 +378,26 @@ static json_t *s_find(cf_pg_t *pg, const char *serial, const char *ca_name, char
     }
     PQclear(res);
     return row;
+}
+
+/* The addresses watching the certificate ROW (docs/notify.md) as a JSON list (new reference;
+ * empty when the database cannot say). */
+static json_t *s_watchers(cf_pg_t *pg, const json_t *row)
+{
+    char id[32];
+    snprintf(id, sizeof id, "%lld", (long long)json_integer_value(json_object_get(row, "id")));
+    const char *values[1] = {id};
+    PGresult *res =
+        cf_pg_exec_params(pg,
+                          "SELECT w.mail FROM certificate_watchers cw JOIN watchers w "
+                          "ON w.id = cw.watcher_id WHERE cw.certificate_id = $1::bigint "
+                          "ORDER BY lower(w.mail)",
+                          1, values, NULL, NULL, 0);
+    json_t *list = json_array();
+    for (int r = 0; res && r < PQntuples(res); r++)
+        json_array_append_new(list, json_string(PQgetvalue(res, r, 0)));
+    PQclear(res);
+    return list;
 }
 
 static const char *s_status(bool revoked, long long expires)
@@ -555,6 +584,11 @@ static void s_view_text(const json_t *doc)
         free(colons);
     }
     printf("  %-22s %s\n", "CSR:", json_is_string(json_object_get(doc, "csr")) ? "kept" : "-");
+    const json_t *watchers = json_object_get(doc, "watchers");
+    printf("  %-22s %s", "Watchers:", json_array_size(watchers) ? "" : "-");
+    for (size_t i = 0; i < json_array_size(watchers); i++)
+        printf("%s%s", i ? ", " : "", json_string_value(json_array_get(watchers, i)));
+    printf("\n");
     printf("\n");
     cf_x509_print_text(json_object_get(doc, "certificate"));
     printf("\n%s", json_string_value(json_object_get(doc, "pem")));
@@ -621,6 +655,7 @@ static int s_view_or_dump(cf_cli_t *cli, int argc, char **argv, bool dump)
         if (job && strncmp(job, "\\x", 2) == 0)
             json_object_set_new(doc, "job_id", json_string(job + 2));
         json_object_set_new(doc, "certificate", cf_x509_describe_cert(cert));
+        json_object_set_new(doc, "watchers", s_watchers(pg, doc));
         json_t *pem = cf_cli_certs_json(&cert, 1, false);
         json_object_set(doc, "pem", json_array_get(pem, 0));
         json_decref(pem);

@@ -10,6 +10,12 @@
 #include "cf_log.h"
 #include "cli.h"
 
+/* certfleet keygen (cmd_keygen.c). */
+int cf_cmd_keygen(cf_cli_t *cli, int argc, char **argv);
+/* certfleet watcher and notify (cmd_watcher.c, cmd_notify.c). */
+int cf_cmd_watcher(cf_cli_t *cli, int argc, char **argv);
+int cf_cmd_notify(cf_cli_t *cli, int argc, char **argv);
+
 typedef struct {
     const char *noun;
     int (*run)(cf_cli_t *cli, int argc, char **argv);
@@ -29,6 +35,12 @@ static const s_command_t s_commands[] = {
      "cert VERB ...               certificates: sign list view dump import revoke"},
     {"crl", cf_cmd_crl, "crl build|dump ...          certificate revocation lists"},
     {"ocsp", cf_cmd_ocsp, "ocsp keygen|presign ...     OCSP responder certificates and responses"},
+    {"watcher", cf_cmd_watcher,
+     "watcher add|remove|list ... mail addresses told when certificates expire"},
+    {"notify", cf_cmd_notify,
+     "notify expiring ...         mail the watchers of expiring certificates"},
+    {"keygen", cf_cmd_keygen,
+     "keygen NAME ...             a CURVE key pair for a process of the fleet"},
     {NULL, NULL, NULL},
 };
 

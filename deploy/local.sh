@@ -7,9 +7,11 @@
 #   deploy/local.sh env      print the export line for the certfleet command
 # Ports (loopback only): CERTFLEET_LOCAL_PG_PORT (25432), CERTFLEET_LOCAL_REDIS_PORT (26379),
 # CERTFLEET_LOCAL_BROKER_PORT (25555), CERTFLEET_LOCAL_OCSPD_PORT (28080): below the kernel's ephemeral range
-# (32768-60999), so that no outgoing connection ever holds them.
+# (32768-60999), so that no outgoing connection ever holds them. Metrics and health
+# (docs/metrics.md): CERTFLEET_LOCAL_METRICS_PORT (29100) + the program's place in the start order.
 # Layout: .run/certfleet.conf (written by "up"), .run/pg (PostgreSQL data), .run/redis,
-# .run/log/NAME.log, .run/pids/NAME.pid.
+# .run/log/NAME.log, .run/pids/NAME.pid, .run/keys (CURVE keys, made once by "up":
+# NAME.key secret, NAME.pub public, clients/ the broker's allow-list; docs/security.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -18,6 +20,7 @@ pg_port=${CERTFLEET_LOCAL_PG_PORT:-25432}
 redis_port=${CERTFLEET_LOCAL_REDIS_PORT:-26379}
 broker_port=${CERTFLEET_LOCAL_BROKER_PORT:-25555}
 ocspd_port=${CERTFLEET_LOCAL_OCSPD_PORT:-28080}
+metrics_base=${CERTFLEET_LOCAL_METRICS_PORT:-29100}
 conf="$run/certfleet.conf"
 bin="$root/build/bin"
 # shellcheck source-path=SCRIPTDIR
@@ -78,8 +81,39 @@ port = $redis_port
 listen = 127.0.0.1:$ocspd_port
 [log]
 level = info
+[smtp]
+# Expiry mail goes to a mail server on this machine; without one, mails wait as "failed"
+# and are tried again every retry_s (docs/notify.md).
+url = smtp://127.0.0.1:25
+from = certfleet@localhost
+[curve]
+# The fabric runs with CURVE keys made by "up" in .run/keys (docs/security.md). Each process
+# gets its own secret key through CERTFLEET_CURVE_SECRET_KEY_FILE; the one here is the
+# certfleet command's (admin: every job type, every CA).
+secret_key_file = $run/keys/admin.key
+broker_public_key_file = $run/keys/broker.pub
+clients_dir = $run/keys/clients
 CONF
   mv "$tmp" "$conf"
+}
+
+# The metrics port of program $1: the base plus its place in the start order.
+metrics_port_of() {
+  local i
+  for i in "${!programs[@]}"; do
+    [ "${programs[$i]}" = "$1" ] && { echo $((metrics_base + i)); return; }
+  done
+}
+
+# The secret key file of program $1 (empty: it does not speak to the broker).
+key_of() {
+  case $1 in
+    certfleet-broker) echo "$run/keys/broker.key" ;;
+    certfleet-acme) echo "$run/keys/acme.key" ;;
+    certfleet-scheduler) echo "$run/keys/scheduler.key" ;;
+    certfleet-ocspd) echo "" ;;
+    *) echo "$run/keys/worker.key" ;;
+  esac
 }
 
 psql_admin() {
@@ -94,6 +128,7 @@ up() {
   fi
   mkdir -p "$run/log" "$run/pids" "$run/redis"
   chmod 755 "$run"
+  deploy/make-keys.sh "$run/keys" "$bin/certfleet" >/dev/null
   write_config
 
   local pgd p pid
@@ -115,7 +150,8 @@ up() {
     [ -x "$bin/$p" ] || continue
     alive "$run/pids/$p.pid" >/dev/null && continue
     # A session of its own: a Ctrl-C in this terminal later does not reach the fleet.
-    setsid "$bin/$p" --config "$conf" </dev/null >>"$run/log/$p.log" 2>&1 &
+    CERTFLEET_CURVE_SECRET_KEY_FILE=$(key_of "$p") CERTFLEET_METRICS_PORT=$(metrics_port_of "$p") \
+      setsid "$bin/$p" --config "$conf" </dev/null >>"$run/log/$p.log" 2>&1 &
     echo $! >"$run/pids/$p.pid"
   done
   # A program that fails at start (bad config, port taken) exits at once: let status see it.
@@ -169,7 +205,7 @@ status() {
   for p in "${programs[@]}"; do
     [ -x "$bin/$p" ] || continue
     if pid=$(alive "$run/pids/$p.pid"); then
-      printf '%-22s running  pid %s\n' "$p" "$pid"
+      printf '%-22s running  pid %-8s metrics http://127.0.0.1:%s/metrics\n' "$p" "$pid" "$(metrics_port_of "$p")"
     else
       printf '%-22s stopped  (log: .run/log/%s.log)\n' "$p" "$p"
       rc=1

@@ -6,7 +6,7 @@
 # every fuzz target for a bounded time, and stops everything on exit.
 #   tests/run.sh [--quick] [-L LABEL] [--fuzz-seconds N]
 #   --quick       normal build only (no sanitizer build, no fuzzing)
-#   -L LABEL      only tests with this ctest label (unit, integration, interop)
+#   -L LABEL      only tests with this ctest label (unit, integration, interop, faults)
 #   FUZZ_SECONDS  seconds per fuzz target (default 20)
 set -euo pipefail
 cd "$(dirname "$0")/.."

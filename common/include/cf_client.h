@@ -13,13 +13,18 @@
 #include <stdint.h>
 
 #include "cf_config.h"
+#include "cf_curve.h"
 #include "cf_job.h"
 
 typedef struct _cf_client_t cf_client_t;
 
-/* A client of the broker at ENDPOINT; NULL when the socket cannot be made. */
+/* A client of the broker at ENDPOINT, plain TCP (an insecure broker, tests); NULL when the
+ * socket cannot be made. */
 cf_client_t *cf_client_new(const char *endpoint);
-/* [broker] endpoint, [client] timeout_ms (default 3000) and attempts (default 10). */
+/* The same with CURVE keys (takes *CURVE_P, nulls it; see cf_curve.h). */
+cf_client_t *cf_client_new_curve(const char *endpoint, cf_curve_t **curve_p);
+/* [broker] endpoint, [client] timeout_ms (default 3000) and attempts (default 10), and the
+ * [curve] keys; NULL (the reason logged) when they are missing and insecure is not set. */
 cf_client_t *cf_client_new_from_config(cf_config_t *cfg);
 void cf_client_destroy(cf_client_t **self_p);
 

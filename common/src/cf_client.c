@@ -20,6 +20,7 @@ struct _cf_client_t {
     void *raw;           /* the libzmq socket behind it */
     int timeout_ms;      /* wait before a resend */
     int attempts;        /* sends in all */
+    cf_curve_t *curve;   /* CURVE keys applied to the socket, or NULL (plain) */
     zhashx_t *pending;   /* hex id -> s_pending_t */
     uint64_t next_scan;  /* monotonic ms of the next look for overdue jobs */
     uint64_t resent;     /* counter */
@@ -43,9 +44,21 @@ static void s_pending_free(void **item_p)
 
 cf_client_t *cf_client_new(const char *endpoint)
 {
+    return cf_client_new_curve(endpoint, NULL);
+}
+
+cf_client_t *cf_client_new_curve(const char *endpoint, cf_curve_t **curve_p)
+{
     cf_client_t *self = calloc(1, sizeof *self);
-    if (!self)
+    if (!self) {
+        if (curve_p)
+            cf_curve_destroy(curve_p);
         return NULL;
+    }
+    if (curve_p) {
+        self->curve = *curve_p;
+        *curve_p = NULL;
+    }
     self->timeout_ms = 3000;
     self->attempts = 10;
     self->pending = zhashx_new();
@@ -64,6 +77,11 @@ cf_client_t *cf_client_new(const char *endpoint)
     zmq_setsockopt(self->raw, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(self->raw, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(self->raw, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    /* Keys go on before the connect: the handshake starts with it. */
+    if (self->curve && cf_curve_apply(self->curve, self->raw) != 0) {
+        cf_log_error("could not apply the CURVE keys: %s", zmq_strerror(zmq_errno()));
+        goto fail;
+    }
     if (zsock_connect(self->sock, "%s", endpoint) != 0) {
         cf_log_error("could not connect to broker \"%s\": %s", endpoint, zmq_strerror(zmq_errno()));
         goto fail;
@@ -76,8 +94,19 @@ fail:
 
 cf_client_t *cf_client_new_from_config(cf_config_t *cfg)
 {
-    cf_client_t *self =
-        cf_client_new(cf_config_get(cfg, "broker", "endpoint", CF_PROTO_ENDPOINT_DEFAULT));
+    char err[512] = "";
+    cf_curve_t *curve = cf_curve_new(cfg, CF_CURVE_CLIENT, err, sizeof err);
+    if (!curve) {
+        cf_log_error("%s", err);
+        return NULL;
+    }
+    /* Info, not a warning: the certfleet command makes a client per run and its standard
+     * error is for the command's own messages; long-running processes warn at start. */
+    if (cf_curve_insecure(curve))
+        cf_log_info("[curve] insecure = true: jobs go to the broker unencrypted and "
+                    "unauthenticated");
+    cf_client_t *self = cf_client_new_curve(
+        cf_config_get(cfg, "broker", "endpoint", CF_PROTO_ENDPOINT_DEFAULT), &curve);
     if (self) {
         self->timeout_ms = (int)cf_config_get_int(cfg, "client", "timeout_ms", 3000);
         self->attempts = (int)cf_config_get_int(cfg, "client", "attempts", 10);
@@ -92,6 +121,7 @@ void cf_client_destroy(cf_client_t **self_p)
     cf_client_t *self = *self_p;
     zhashx_destroy(&self->pending);
     zsock_destroy(&self->sock);
+    cf_curve_destroy(&self->curve);
     free(self);
     *self_p = NULL;
 }

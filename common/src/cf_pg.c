@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cf_log.h"
+#include "cf_metrics.h"
 
 /* Most migrations a folder may hold; more is surely a wrong folder. */
 #define S_MIGRATIONS_MAX 4096
@@ -31,6 +32,7 @@ struct _cf_pg_t {
     s_stmt_t *stmts;   /* registered statements */
     bool in_tx;        /* inside cf_pg_begin .. commit/rollback */
     bool open_tx;      /* after our last statement the server had a transaction open */
+    bool had_conn;     /* a connection was made before: the next one is a reconnect */
     char errstr[1024]; /* last error */
     char sqlstate[8];  /* SQLSTATE of the last error */
 };
@@ -38,8 +40,20 @@ struct _cf_pg_t {
 /* Migrations of every process serialise on this advisory lock key ("cfmig" in ASCII). */
 #define S_MIGRATE_LOCK 0x63666d6967LL
 
+/* certfleet_postgres_errors_total{kind}: "connect" (no connection) or "command" (a failed
+ * statement, prepare, commit or rollback). */
+static void s_count_error(const char *kind)
+{
+    char labels[32];
+    snprintf(labels, sizeof labels, "kind=\"%s\"", kind);
+    cf_metric_add(cf_metrics_counter("certfleet_postgres_errors_total",
+                                     "PostgreSQL connection failures and failed commands", labels),
+                  1);
+}
+
 static void s_set_error(cf_pg_t *self, const char *what, const PGresult *res)
 {
+    s_count_error(strncmp(what, "could not connect", 17) == 0 ? "connect" : "command");
     const char *msg =
         res ? PQresultErrorMessage(res) : (self->conn ? PQerrorMessage(self->conn) : "");
     if ((!msg || !*msg) && self->conn)
@@ -161,6 +175,7 @@ int cf_pg_connect(cf_pg_t *self)
     if (!self->conn) {
         snprintf(self->errstr, sizeof self->errstr,
                  "could not connect to PostgreSQL: out of memory");
+        s_count_error("connect");
         self->sqlstate[0] = '\0';
         return -1;
     }
@@ -170,6 +185,12 @@ int cf_pg_connect(cf_pg_t *self)
         return -1;
     }
     PQsetNoticeProcessor(self->conn, s_notice, NULL);
+    if (self->had_conn)
+        cf_metric_add(cf_metrics_counter("certfleet_postgres_reconnects_total",
+                                         "PostgreSQL connections made again after one was lost",
+                                         ""),
+                      1);
+    self->had_conn = true;
     /* "relation already exists, skipping" and the like are not worth a log line. */
     PGresult *res = PQexec(self->conn, "SET client_min_messages = warning");
     PQclear(res);

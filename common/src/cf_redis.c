@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cf_log.h"
+#include "cf_metrics.h"
 
 struct _cf_redis_t {
     char *host;          /* server host */
@@ -23,6 +24,7 @@ struct _cf_redis_t {
     int db;              /* SELECT index */
     redisContext *ctx;   /* current connection, or NULL */
     size_t pending;      /* pipelined commands whose replies are not read yet */
+    bool had_conn;       /* a connection was made before: the next one is a reconnect */
     char errstr[512];    /* last error */
     char reply_err[256]; /* text of the last error reply of Redis, or "" */
 };
@@ -92,6 +94,17 @@ bool cf_redis_error_reply_is(cf_redis_t *self, const char *prefix)
            (self->reply_err[n] == ' ' || self->reply_err[n] == '\0');
 }
 
+/* certfleet_redis_errors_total{kind}: "connect" (no connection) or "command" (an I/O error
+ * or an error reply to a command). */
+static void s_count_error(const char *kind)
+{
+    char labels[32];
+    snprintf(labels, sizeof labels, "kind=\"%s\"", kind);
+    cf_metric_add(cf_metrics_counter("certfleet_redis_errors_total",
+                                     "Redis connection failures and failed commands", labels),
+                  1);
+}
+
 static void s_io_error(cf_redis_t *self, const char *what)
 {
     snprintf(self->errstr, sizeof self->errstr, "Redis I/O error at %s:%d (%s): %s", self->host,
@@ -137,11 +150,13 @@ static int s_connect(cf_redis_t *self)
                  self->host, self->port, self->ctx ? self->ctx->errstr : "out of memory");
         self->reply_err[0] = '\0';
         cf_redis_disconnect(self);
+        s_count_error("connect");
         return -1;
     }
     if (redisSetTimeout(self->ctx, tv) != REDIS_OK || redisEnableKeepAlive(self->ctx) != REDIS_OK) {
         s_io_error(self, "could not set timeouts");
         cf_redis_disconnect(self);
+        s_count_error("connect");
         return -1;
     }
     char db[16];
@@ -151,8 +166,14 @@ static int s_connect(cf_redis_t *self)
     if ((self->password && s_setup(self, "AUTH", 2, auth) != 0) ||
         (self->db && s_setup(self, "SELECT", 2, select) != 0)) {
         cf_redis_disconnect(self);
+        s_count_error("connect");
         return -1;
     }
+    if (self->had_conn)
+        cf_metric_add(cf_metrics_counter("certfleet_redis_reconnects_total",
+                                         "Redis connections made again after one was lost", ""),
+                      1);
+    self->had_conn = true;
     return 0;
 }
 
@@ -162,10 +183,14 @@ static redisReply *s_check(cf_redis_t *self, redisReply *r)
     if (!r) {
         s_io_error(self, "connection lost");
         cf_redis_disconnect(self);
+        s_count_error("command");
         return NULL;
     }
     if (r->type == REDIS_REPLY_ERROR) {
         snprintf(self->reply_err, sizeof self->reply_err, "%.*s", (int)r->len, r->str);
+        /* NOSCRIPT is the expected answer to EVALSHA after a restart (cf_lock sends EVAL). */
+        if (!cf_redis_error_reply_is(self, "NOSCRIPT"))
+            s_count_error("command");
         snprintf(self->errstr, sizeof self->errstr, "Redis error: %s", self->reply_err);
         freeReplyObject(r);
         return NULL;
@@ -229,6 +254,7 @@ int cf_redis_append(cf_redis_t *self, const char *fmt, ...)
     va_end(ap);
     if (rc != REDIS_OK) {
         s_io_error(self, "could not queue a command");
+        s_count_error("command");
         return -1;
     }
     self->pending++;
@@ -241,6 +267,7 @@ int cf_redis_appendargv(cf_redis_t *self, int argc, const char **argv, const siz
         return -1;
     if (redisAppendCommandArgv(self->ctx, argc, argv, argvlen) != REDIS_OK) {
         s_io_error(self, "could not queue a command");
+        s_count_error("command");
         return -1;
     }
     self->pending++;
@@ -257,6 +284,7 @@ redisReply *cf_redis_get_reply(cf_redis_t *self)
     void *r = NULL;
     if (redisGetReply(self->ctx, &r) != REDIS_OK || !r) {
         s_io_error(self, "connection lost");
+        s_count_error("command");
         cf_redis_disconnect(self);
         return NULL;
     }

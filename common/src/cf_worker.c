@@ -6,8 +6,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cf_curve.h"
 #include "cf_lock.h"
 #include "cf_log.h"
+#include "cf_metrics.h"
 #include "cf_proto.h"
 
 typedef struct {
@@ -19,6 +21,7 @@ typedef struct {
     size_t reply_len;           /* its length */
     bool locked;                /* we hold its Redis lock */
     bool ok;                    /* the reply is an ok reply */
+    uint64_t received_ns;       /* when it came in (cf_metrics_clock_ns) */
 } s_task_t;
 
 struct _cf_worker_t {
@@ -42,7 +45,41 @@ struct _cf_worker_t {
     uint64_t broker_expiry;       /* when the broker counts as gone */
     bool redis_warned;            /* logged that locks are off */
     zlistx_t *deferred;           /* s_deferred_t: Redis commands waiting for the commit */
+    cf_curve_t *curve;            /* [curve] keys applied to every new socket */
+    zhashx_t *acme_cache;         /* CA name -> s_acme_t, for jobs of "@acme" clients */
+    uint64_t connected_at;        /* monotonic ms of the last (re)connect */
+    uint64_t reconnect_at;        /* monotonic ms of a reconnect put off, or 0 */
+    const char *running;          /* job type of the handler running now, or NULL */
+    int64_t held;                 /* jobs received and not yet answered */
+    bool broker_up;               /* the broker was heard from since the last (re)connect */
+    int probe_ms;                 /* [metrics] health_interval_ms: idle health probes */
+    uint64_t probe_at;            /* monotonic ms of the next probe */
+    cf_metric_t *m_held;          /* certfleet_worker_in_flight */
+    cf_metric_t *m_broker;        /* certfleet_worker_broker_connected */
 };
+
+/* ---- metrics and health (docs/metrics.md) ---------------------------------------------- */
+
+static void s_lock_contended(const char *lock)
+{
+    char value[80], labels[96];
+    cf_metrics_label_escape(lock, value, sizeof value);
+    snprintf(labels, sizeof labels, "lock=\"%s\"", value);
+    cf_metric_add(cf_metrics_counter("certfleet_lock_contention_total",
+                                     "Locks found held by another worker (job: a job id in "
+                                     "progress elsewhere; a job type: a handler had to wait)",
+                                     labels),
+                  1);
+}
+
+static void s_broker_health(cf_worker_t *self, bool up, const char *detail)
+{
+    if (self->broker_up == up)
+        return;
+    self->broker_up = up;
+    cf_metric_set(self->m_broker, up ? 1 : 0);
+    cf_health_set("broker", up, detail);
+}
 
 static int s_send_frames(cf_worker_t *self, int command, const void *a, size_t alen, const void *b,
                          size_t blen, const void *c, size_t clen);
@@ -191,8 +228,10 @@ static void s_deferred_run(cf_worker_t *self)
 int cf_handler_lock_wait(cf_handler_ctx_t *ctx, cf_lock_t *lock, int wait_ms)
 {
     uint64_t until = cf_mono_ms() + (uint64_t)(wait_ms > 0 ? wait_ms : 0);
-    for (;;) {
+    for (bool first = true;; first = false) {
         int got = cf_lock_acquire(lock);
+        if (got == 0 && first)
+            s_lock_contended(ctx->worker->running ? ctx->worker->running : "other");
         if (got != 0 || cf_mono_ms() >= until)
             return got;
         cf_worker_keepalive(ctx->worker);
@@ -258,7 +297,10 @@ static int s_send_frames(cf_worker_t *self, int command, const void *a, size_t a
 {
     uint8_t cmd = (uint8_t)command;
     int more_after_cmd = a ? ZMQ_SNDMORE : 0;
-    if (zmq_send(self->raw, CF_PROTO_WORKER, 4, ZMQ_SNDMORE) < 0 ||
+    /* Never wait for a peer: with no connection to the broker (down, or refusing our key)
+     * a DEALER would block here for good. What is not sent is made up for: the broker's
+     * silence brings a reconnect and READY, clients resend jobs whose reply got lost. */
+    if (zmq_send(self->raw, CF_PROTO_WORKER, 4, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
         zmq_send(self->raw, &cmd, 1, more_after_cmd) < 0)
         return -1;
     if (a && zmq_send(self->raw, a, alen, b ? ZMQ_SNDMORE : 0) < 0)
@@ -268,6 +310,65 @@ static int s_send_frames(cf_worker_t *self, int command, const void *a, size_t a
     if (c && zmq_send(self->raw, c, clen, 0) < 0)
         return -1;
     return 0;
+}
+
+/* ---- authorization of "@acme" clients (docs/security.md) ----------------------------------- */
+
+/* How long a CA's acme_enabled is trusted before it is read again. */
+#define S_ACME_CACHE_MS 5000
+
+typedef struct {
+    bool enabled;   /* the CA exists and has acme_enabled */
+    uint64_t until; /* monotonic ms after which it is read again */
+} s_acme_t;
+
+static void s_acme_free(void **item)
+{
+    free(*item);
+    *item = NULL;
+}
+
+/* cf_curve_acme_fn on the worker's own connection: 1, 0 or -1 (database error). */
+static int s_acme_enabled(void *arg, const char *ca)
+{
+    cf_worker_t *self = arg;
+    uint64_t now = cf_mono_ms();
+    s_acme_t *hit = zhashx_lookup(self->acme_cache, ca);
+    if (hit && now < hit->until)
+        return hit->enabled ? 1 : 0;
+    const char *values[1] = {ca};
+    PGresult *res = cf_pg_exec_params(
+        self->pg, "SELECT acme_enabled FROM certificate_authorities WHERE name = $1", 1, values,
+        NULL, NULL, 0);
+    if (!res) {
+        cf_log_error("could not read acme_enabled of CA \"%s\": %s", ca, cf_pg_errstr(self->pg));
+        return -1;
+    }
+    bool enabled = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    s_acme_t *entry = malloc(sizeof *entry);
+    if (entry) {
+        entry->enabled = enabled;
+        entry->until = now + S_ACME_CACHE_MS;
+        zhashx_update(self->acme_cache, ca, entry);
+    }
+    return enabled ? 1 : 0;
+}
+
+/* A REQUEST's sixth frame: check the job against it; on refusal the task gets its reply. */
+static void s_authorize(cf_worker_t *self, s_task_t *task, const void *frame, size_t len)
+{
+    cf_error_t err = {0};
+    int rc = cf_curve_check_auth(frame, len, task->job, s_acme_enabled, self, &err);
+    if (rc == 0)
+        return;
+    if (rc == -1) {
+        char hex[2 * CF_JOB_ID_SIZE + 1];
+        cf_job_id_hex(task->id, hex);
+        cf_log_warn("refused job \"%s\" of type \"%s\": %s", hex, cf_job_type(task->job),
+                    err.message);
+    }
+    s_task_reply_error(task, &err);
 }
 
 static int s_connect(cf_worker_t *self)
@@ -281,6 +382,13 @@ static int s_connect(cf_worker_t *self)
     zmq_setsockopt(self->raw, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(self->raw, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(self->raw, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    /* A new socket each time: the keys go on it before the connect starts the handshake. */
+    if (cf_curve_apply(self->curve, self->raw) != 0) {
+        cf_log_error("could not apply the CURVE keys: %s", zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    self->connected_at = cf_mono_ms();
+    self->reconnect_at = 0;
     if (zsock_connect(self->sock, "%s", self->endpoint) != 0) {
         cf_log_error("could not connect to broker \"%s\": %s", self->endpoint,
                      zmq_strerror(zmq_errno()));
@@ -342,20 +450,34 @@ cf_worker_t *cf_worker_new(cf_config_t *config, const char *program, const cf_ha
         self->credit = 1;
     if (self->batch_max < 1)
         self->batch_max = 1;
+    self->probe_ms = (int)cf_config_get_int(config, "metrics", "health_interval_ms", 5000);
+    self->m_held = cf_metrics_gauge("certfleet_worker_in_flight",
+                                    "Jobs this worker has received and not answered yet", "");
+    self->m_broker = cf_metrics_gauge("certfleet_worker_broker_connected",
+                                      "1 while the broker is heard from, else 0", "");
     uint8_t tok[16];
     cf_job_id_random(tok);
     cf_job_id_hex(tok, self->token);
     self->pg = cf_pg_new_from_config(config);
     self->redis = cf_redis_new_from_config(config);
+    char err[512] = "";
+    self->curve = cf_curve_new(config, CF_CURVE_CLIENT, err, sizeof err);
+    if (!self->curve)
+        cf_log_error("%s", err);
+    else if (cf_curve_insecure(self->curve))
+        cf_log_warn("[curve] insecure = true: the connection to the broker is neither encrypted "
+                    "nor authenticated (for local development only)");
+    self->acme_cache = zhashx_new();
     self->queue = zlistx_new();
     self->deferred = zlistx_new();
     if (!self->name || !self->endpoint || !self->pg || !self->redis || !self->queue ||
-        !self->deferred) {
+        !self->deferred || !self->curve || !self->acme_cache) {
         cf_worker_destroy(&self);
         return NULL;
     }
     zlistx_set_destructor(self->queue, s_task_free);
     zlistx_set_destructor(self->deferred, s_deferred_free);
+    zhashx_set_destructor(self->acme_cache, s_acme_free);
     return self;
 }
 
@@ -369,6 +491,8 @@ void cf_worker_destroy(cf_worker_t **self_p)
     zsock_destroy(&self->sock);
     cf_pg_destroy(&self->pg);
     cf_redis_destroy(&self->redis);
+    cf_curve_destroy(&self->curve);
+    zhashx_destroy(&self->acme_cache);
     free(self->name);
     free(self->endpoint);
     free(self);
@@ -402,15 +526,19 @@ static void s_receive(cf_worker_t *self)
             return;
         self->broker_expiry =
             cf_mono_ms() + (uint64_t)self->heartbeat_ms * (uint64_t)self->liveness;
+        s_broker_health(self, true, self->endpoint);
         if (n >= 2 && zmq_msg_size(&frames[0]) == 4 &&
             memcmp(zmq_msg_data(&frames[0]), CF_PROTO_WORKER, 4) == 0 &&
             zmq_msg_size(&frames[1]) == 1) {
             uint8_t cmd = *(uint8_t *)zmq_msg_data(&frames[1]);
-            if (cmd == CF_PROTO_REQUEST && n == 5 && zmq_msg_size(&frames[2]) == CF_JOB_ID_SIZE &&
-                zmq_msg_size(&frames[3]) <= 255) {
+            /* A sixth frame is the broker's authorization of a restricted client's job. */
+            if (cmd == CF_PROTO_REQUEST && (n == 5 || n == 6) &&
+                zmq_msg_size(&frames[2]) == CF_JOB_ID_SIZE && zmq_msg_size(&frames[3]) <= 255) {
                 s_task_t *task = calloc(1, sizeof *task);
                 if (task) {
                     memcpy(task->id, zmq_msg_data(&frames[2]), CF_JOB_ID_SIZE);
+                    task->received_ns = cf_metrics_clock_ns();
+                    cf_metric_set(self->m_held, ++self->held);
                     task->route_len = zmq_msg_size(&frames[3]);
                     memcpy(task->route, zmq_msg_data(&frames[3]), task->route_len);
                     cf_error_t err = {0};
@@ -418,11 +546,19 @@ static void s_receive(cf_worker_t *self)
                                               &err, NULL, NULL);
                     if (!task->job)
                         s_task_reply_error(task, &err);
+                    else if (n == 6)
+                        s_authorize(self, task, zmq_msg_data(&frames[5]), zmq_msg_size(&frames[5]));
                     zlistx_add_end(self->queue, task);
                 }
             } else if (cmd == CF_PROTO_DISCONNECT) {
                 cf_log_warn("broker asked worker \"%s\" to reconnect", self->name);
-                s_connect(self);
+                s_broker_health(self, false, "broker asked for a reconnect");
+                /* Sent away right after announcing (the broker refuses this key as a worker's):
+                 * try again a heartbeat later, not in a tight loop. */
+                if (cf_mono_ms() - self->connected_at >= (uint64_t)self->heartbeat_ms)
+                    s_connect(self);
+                else
+                    self->reconnect_at = self->connected_at + (uint64_t)self->heartbeat_ms;
             } else if (cmd != CF_PROTO_HEARTBEAT) {
                 cf_log_warn("dropped a malformed message from the broker (command %u)", cmd);
             }
@@ -432,8 +568,42 @@ static void s_receive(cf_worker_t *self)
     }
 }
 
+/* certfleet_jobs_total and certfleet_job_duration_seconds for a reply about to go out. The
+ * outcome is read from the reply itself: stored replies of repeated ids count as what they
+ * said the first time. */
+static void s_count_reply(cf_worker_t *self, s_task_t *task)
+{
+    const char *type = task->job ? cf_job_type(task->job) : NULL;
+    const cf_handler_t *h = NULL;
+    for (const cf_handler_t *x = self->handlers; type && x->type; x++)
+        if (strcmp(x->type, type) == 0)
+            h = x;
+    /* Only served types become labels: a label per stray type would grow without bound. */
+    const char *service = h ? h->type : "other";
+    char outcome[CF_ERROR_CODE_MAX], labels[160];
+    cf_metrics_reply_outcome(task->reply, task->reply_len, outcome, sizeof outcome);
+    snprintf(labels, sizeof labels, "service=\"%s\",outcome=\"%s\"", service, outcome);
+    cf_metric_add(cf_metrics_counter("certfleet_jobs_total",
+                                     "Jobs answered by this worker, by job type and outcome "
+                                     "(ok or the error code)",
+                                     labels),
+                  1);
+    if (h) {
+        snprintf(labels, sizeof labels, "service=\"%s\"", service);
+        cf_metric_observe(cf_metrics_histogram("certfleet_job_duration_seconds",
+                                               "Time from a job's arrival at the worker to its "
+                                               "reply",
+                                               labels),
+                          cf_metrics_since(task->received_ns));
+    }
+    if (self->held > 0)
+        self->held--;
+    cf_metric_set(self->m_held, self->held);
+}
+
 static void s_send_reply(cf_worker_t *self, s_task_t *task)
 {
+    s_count_reply(self, task);
     if (s_send_frames(self, CF_PROTO_REPLY, task->id, CF_JOB_ID_SIZE, task->route, task->route_len,
                       task->reply, task->reply_len) != 0)
         cf_log_warn("could not send a reply to the broker: %s", zmq_strerror(zmq_errno()));
@@ -449,7 +619,9 @@ static int s_call(cf_worker_t *self, const cf_handler_t *h, s_task_t *task)
     msgpack_packer pk;
     msgpack_packer_init(&pk, &result, msgpack_sbuffer_write);
     cf_error_t err = {0};
+    self->running = h->type;
     int rc = h->fn(&ctx, task->job, &pk, &err);
+    self->running = NULL;
     if (rc == 0) {
         msgpack_sbuffer buf;
         msgpack_sbuffer_init(&buf);
@@ -557,6 +729,7 @@ static int s_execute(cf_worker_t *self, const cf_handler_t *h, s_task_t **tasks,
     free(replies);
     free(statuses);
     if (rc == 0) {
+        cf_health_set("postgres", true, "");
         s_deferred_run(self);
         return 0;
     }
@@ -591,20 +764,24 @@ static void s_run_durable(cf_worker_t *self, const cf_handler_t *h, s_task_t **t
         if (!self->redis_warned)
             cf_log_warn("job locks are off, Redis failed: %s", cf_redis_errstr(self->redis));
         self->redis_warned = true;
+        cf_health_set("redis", false, cf_redis_errstr(self->redis));
     } else {
         self->redis_warned = false;
+        cf_health_set("redis", true, "");
     }
     s_task_t *run[n];
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
         tasks[i]->locked = locks_on && acquired[i];
-        if (locks_on && !acquired[i])
+        if (locks_on && !acquired[i]) {
+            s_lock_contended("job");
             s_task_reply_code(tasks[i], "in_progress", "job is running on another worker");
-        else
+        } else
             run[m++] = tasks[i];
     }
     if (m > 0 && s_lookup_stored(self, run, m) != 0) {
         cf_log_error("could not look up job results: %s", cf_pg_errstr(self->pg));
+        cf_health_set("postgres", false, cf_pg_errstr(self->pg));
         for (size_t i = 0; i < m; i++)
             s_task_reply_code(run[i], "unavailable", "the database is unavailable");
         m = 0;
@@ -688,11 +865,36 @@ static void s_process(cf_worker_t *self)
     s_task_destroy(&task);
 }
 
+/* With metrics on, an idle worker asks PostgreSQL and Redis now and then, so that /health
+ * shows a lost server before a job finds out (and a lost connection is renewed early). */
+static void s_probe(cf_worker_t *self)
+{
+    if (self->probe_ms <= 0 || cf_mono_ms() < self->probe_at)
+        return;
+    /* A server that does not answer holds us up to its timeout: heartbeat around it. */
+    cf_worker_keepalive(self);
+    if (cf_pg_exec(self->pg, "SELECT 1") == 0)
+        cf_health_set("postgres", true, "");
+    else
+        cf_health_set("postgres", false, cf_pg_errstr(self->pg));
+    redisReply *r = cf_redis_command(self->redis, "PING");
+    cf_health_set("redis", r != NULL, r ? "" : cf_redis_errstr(self->redis));
+    if (r)
+        freeReplyObject(r);
+    cf_worker_keepalive(self);
+    self->probe_at = cf_mono_ms() + (uint64_t)self->probe_ms;
+}
+
 static void s_heartbeat(cf_worker_t *self)
 {
     uint64_t now = cf_mono_ms();
+    if (self->reconnect_at && now >= self->reconnect_at) {
+        s_connect(self);
+        return;
+    }
     if (now >= self->broker_expiry) {
         cf_log_warn("broker \"%s\" is silent, reconnecting", self->endpoint);
+        s_broker_health(self, false, "broker silent, reconnecting");
         s_connect(self);
         return;
     }
@@ -712,8 +914,13 @@ int cf_worker_run(cf_worker_t *self)
                   "SELECT decode(t.i, 'hex'), $2, t.s, decode(t.r, 'hex'), $5 "
                   "FROM unnest(string_to_array($1, ','), string_to_array($3, ','), "
                   "string_to_array($4, ',')) AS t(i, s, r)");
+    cf_metric_set(self->m_broker, 0);
+    cf_health_set("broker", false, "waiting for the broker");
+    if (cf_metrics_port() == 0)
+        self->probe_ms = 0; /* nobody would see the result */
     if (s_connect(self) != 0)
         return -1;
+    s_probe(self);
     while (!zsys_interrupted) {
         uint64_t now = cf_mono_ms();
         long wait =
@@ -731,6 +938,8 @@ int cf_worker_run(cf_worker_t *self)
             s_receive(self);
         }
         s_heartbeat(self);
+        if (!zlistx_size(self->queue))
+            s_probe(self);
     }
     s_send_frames(self, CF_PROTO_DISCONNECT, NULL, 0, NULL, 0, NULL, 0);
     cf_log_info("worker \"%s\" stopping", self->name);
@@ -769,14 +978,19 @@ int cf_worker_main(int argc, char **argv, const char *program, const cf_handler_
     zsys_init();
     /* We handle SIGINT/SIGTERM through czmq's flag; no czmq log noise on stdout. */
     zsys_set_logstream(NULL);
-    cf_worker_t *worker = cf_worker_new(config, program, handlers, state);
     int rc = 1;
+    if (cf_metrics_start(config, program) != 0) {
+        cf_config_destroy(&config);
+        return 1;
+    }
+    cf_worker_t *worker = cf_worker_new(config, program, handlers, state);
     if (worker) {
         rc = cf_worker_run(worker) == 0 ? 0 : 1;
         cf_worker_destroy(&worker);
     } else {
         cf_log_error("could not start %s", program);
     }
+    cf_metrics_stop();
     cf_config_destroy(&config);
     return rc;
 }

@@ -13,6 +13,7 @@
 #include "acme.h"
 #include "cf_front.h"
 #include "cf_log.h"
+#include "cf_metrics.h"
 
 /* Past max_body_bytes the body is read and dropped (so that the 413 reaches a client that
  * does not wait for "100 Continue"), but only up to this much more: then we hang up. */
@@ -20,12 +21,13 @@
 
 /* The state of one HTTP request (MHD's per-request pointer). */
 typedef struct {
-    char *body;     /* body read so far */
-    size_t len;     /* its length */
-    size_t cap;     /* allocated */
-    size_t dropped; /* bytes thrown away past max_body_bytes */
-    bool too_large; /* the body went past max_body_bytes */
-    bool answered;  /* a reply was queued before the body was read */
+    char *body;          /* body read so far */
+    size_t len;          /* its length */
+    size_t cap;          /* allocated */
+    size_t dropped;      /* bytes thrown away past max_body_bytes */
+    bool too_large;      /* the body went past max_body_bytes */
+    bool answered;       /* a reply was queued before the body was read */
+    uint64_t started_ns; /* cf_metrics_clock_ns at the headers */
 } s_request_t;
 
 /* One route under /acme/NAME/: KIND, then a slug when SLUG, then SUB when not NULL. */
@@ -305,6 +307,17 @@ static enum MHD_Result s_answer(acme_t *srv, struct MHD_Connection *conn, const 
     return rc;
 }
 
+/* Count a reply once it is queued (certfleet_http_requests_total and its duration). */
+static enum MHD_Result s_counted(struct MHD_Connection *conn, const s_request_t *state,
+                                 enum MHD_Result rc)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_HTTP_STATUS);
+    if (rc == MHD_YES && ci)
+        cf_metrics_http_request("acme", ci->http_status, cf_metrics_since(state->started_ns));
+    return rc;
+}
+
 /* Append a chunk of the body, or count it as dropped once past the limit. -1 to hang up. */
 static int s_take_body(acme_t *srv, s_request_t *state, const char *data, size_t size)
 {
@@ -344,12 +357,13 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
         if (!state)
             return MHD_NO;
         *con_cls = state;
+        state->started_ns = cf_metrics_clock_ns();
         const char *length =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (length && strtoull(length, NULL, 10) > srv->settings.max_body_bytes) {
             state->too_large = true;
             state->answered = true;
-            return s_answer(srv, conn, url, method, NULL, true);
+            return s_counted(conn, state, s_answer(srv, conn, url, method, NULL, true));
         }
         return MHD_YES;
     }
@@ -364,7 +378,7 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
         *upload_data_size = 0;
         return MHD_YES;
     }
-    return s_answer(srv, conn, url, method, state, state->too_large);
+    return s_counted(conn, state, s_answer(srv, conn, url, method, state, state->too_large));
 }
 
 static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls,

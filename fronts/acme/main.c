@@ -8,6 +8,7 @@
 #include "acme.h"
 #include "cf_front.h"
 #include "cf_log.h"
+#include "cf_metrics.h"
 
 #define S_PROGRAM "certfleet-acme"
 
@@ -58,6 +59,16 @@ int acme_settings_load(cf_config_t *cfg, acme_settings_t *out)
     return 0;
 }
 
+/* The stores check of the metrics port's /health: the same test as GET /health. */
+static bool s_health_probe(void *arg, char *detail, size_t len)
+{
+    acme_t *srv = arg;
+    acme_store_t *store = acme_store_get(srv->store_key, srv->cfg);
+    bool ok = store && acme_store_healthy(store);
+    snprintf(detail, len, "%s", ok ? "" : "PostgreSQL or Redis does not answer (see the log)");
+    return ok;
+}
+
 int main(int argc, char **argv)
 {
     int exit_code = 0;
@@ -89,6 +100,9 @@ int main(int argc, char **argv)
     have_key = true;
     if (acme_http_start(&srv) != 0)
         goto out;
+    cf_health_probe("stores", s_health_probe, &srv);
+    if (cf_metrics_start(cfg, S_PROGRAM) != 0)
+        goto out;
     cf_log_info("serving ACME under %s/acme/<CA name>/directory", srv.settings.base_url);
 
     int sig = 0;
@@ -96,6 +110,7 @@ int main(int argc, char **argv)
     cf_log_info("signal %d: stopping", sig);
     rc = 0;
 out:
+    cf_metrics_stop();
     /* Stopping the daemon joins its threads, whose connections go with them (before czmq's
      * own shutdown at exit, which needs every socket closed). */
     acme_http_stop(&srv);

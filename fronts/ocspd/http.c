@@ -13,6 +13,7 @@
 
 #include "cf_front.h"
 #include "cf_log.h"
+#include "cf_metrics.h"
 #include "ocspd.h"
 
 /* Past max_request_bytes the body is read and dropped (so that the 413 reaches a client
@@ -148,6 +149,24 @@ enum MHD_Result ocspd_send_405(struct MHD_Connection *conn, const char *allow)
 
 /* ---- requests -------------------------------------------------------------------------- */
 
+/* MHD's per-request pointer: the request, and when its headers came (for metrics). */
+typedef struct {
+    ocspd_request_t req; /* first: the pointer handlers get is this one's */
+    uint64_t started_ns; /* cf_metrics_clock_ns at the headers */
+} s_state_t;
+
+/* Count a reply once it is queued (certfleet_http_requests_total and its duration). */
+static enum MHD_Result s_counted(struct MHD_Connection *conn, ocspd_request_t *req,
+                                 enum MHD_Result rc)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_HTTP_STATUS);
+    if (rc == MHD_YES && ci)
+        cf_metrics_http_request("ocspd", ci->http_status,
+                                cf_metrics_since(((s_state_t *)req)->started_ns));
+    return rc;
+}
+
 static bool s_is(const char *method, const char *name)
 {
     return strcmp(method, name) == 0;
@@ -216,9 +235,11 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
     if (!req) {
         /* First call, headers only. A body announced too large is refused before it is
          * read: MHD then answers without "100 Continue" and closes the connection. */
-        req = calloc(1, sizeof *req);
-        if (!req)
+        s_state_t *st = calloc(1, sizeof *st);
+        if (!st)
             return MHD_NO;
+        st->started_ns = cf_metrics_clock_ns();
+        req = &st->req;
         *con_cls = req;
         const char *length =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -226,8 +247,9 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
             req->too_large = true;
             req->answered = true;
             cf_log_debug("%s %s: body of %s bytes refused", method, url, length);
-            return ocspd_send_ocsp_error(conn, MHD_HTTP_CONTENT_TOO_LARGE,
-                                         CF_OCSP_MALFORMED_REQUEST);
+            return s_counted(
+                conn, req,
+                ocspd_send_ocsp_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, CF_OCSP_MALFORMED_REQUEST));
         }
         return MHD_YES;
     }
@@ -243,9 +265,11 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
         return MHD_YES;
     }
     if (req->too_large)
-        return ocspd_send_ocsp_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, CF_OCSP_MALFORMED_REQUEST);
+        return s_counted(
+            conn, req,
+            ocspd_send_ocsp_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, CF_OCSP_MALFORMED_REQUEST));
     cf_log_debug("%s %s", method, url);
-    return s_dispatch(srv, conn, url, method, req);
+    return s_counted(conn, req, s_dispatch(srv, conn, url, method, req));
 }
 
 static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls,

@@ -7,6 +7,7 @@
 
 #include "cf_front.h"
 #include "cf_log.h"
+#include "cf_metrics.h"
 #include "ocspd.h"
 
 #define S_PROGRAM "certfleet-ocspd"
@@ -41,6 +42,16 @@ int ocspd_settings_load(cf_config_t *cfg, ocspd_settings_t *out)
     return 0;
 }
 
+/* The stores check of the metrics port's /health: the same test as GET /health. */
+static bool s_health_probe(void *arg, char *detail, size_t len)
+{
+    ocspd_t *srv = arg;
+    ocspd_store_t *store = ocspd_store_get(srv->store_key, srv->cfg);
+    bool ok = store && ocspd_store_healthy(store);
+    snprintf(detail, len, "%s", ok ? "" : "PostgreSQL or Redis does not answer (see the log)");
+    return ok;
+}
+
 int main(int argc, char **argv)
 {
     int exit_code = 0;
@@ -70,12 +81,16 @@ int main(int argc, char **argv)
     srv.cas = ocspd_cas_new(srv.settings.ca_cache_ms);
     if (!srv.cas || ocspd_http_start(&srv) != 0)
         goto out;
+    cf_health_probe("stores", s_health_probe, &srv);
+    if (cf_metrics_start(cfg, S_PROGRAM) != 0)
+        goto out;
 
     int sig = 0;
     sigwait(&stop, &sig);
     cf_log_info("signal %d: stopping", sig);
     rc = 0;
 out:
+    cf_metrics_stop();
     /* Stopping the daemon joins its threads, whose store connections go with them. */
     ocspd_http_stop(&srv);
     ocspd_cas_destroy(&srv.cas);

@@ -98,6 +98,8 @@ profiles_dir = $CF_SOURCE_DIR/schemas/profiles
 cache_ms = 0
 [log]
 level = warn
+[curve]
+insecure = true
 ${FLEET_EXTRA_CONFIG:-}
 EOF
 cf db migrate >/dev/null

@@ -26,6 +26,8 @@ timeout_ms = 200
 attempts = 1
 [log]
 level = error
+[curve]
+insecure = true
 EOF
 expect_fail 2 "usage: certfleet cert revoke SERIAL" cert revoke
 expect_fail 2 'unknown option "--frobnicate"' cert revoke 0A1B --frobnicate

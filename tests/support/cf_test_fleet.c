@@ -47,7 +47,8 @@ int cf_test_fleet_write_config(cf_test_fleet_t *f, const char *extra)
             "[broker]\nendpoint = %s\nheartbeat_ms = 200\nliveness = 3\n"
             "[worker]\ncredit = 32\nbatch_max = 32\njob_lock_ttl_ms = 2000\n"
             "[postgres]\ndsn = %s\nlock_timeout_ms = 1000\nidle_in_transaction_timeout_ms = 3000\n"
-            "[redis]\nhost = %s\nport = %d\n[keys]\nstorages_dir = %s\n[log]\nlevel = info\n%s",
+            "[redis]\nhost = %s\nport = %d\n[keys]\nstorages_dir = %s\n[log]\nlevel = info\n"
+            "[curve]\ninsecure = true\n%s",
             f->endpoint, f->conninfo, host, port, f->keys, extra ? extra : "");
     return fclose(out) == 0 ? 0 : -1;
 }

@@ -18,7 +18,8 @@ typedef struct {
  * pick a broker port. 0 or -1. */
 int cf_test_fleet_init(cf_test_fleet_t *f, const char *prefix);
 /* Write the config: endpoint, database, Redis, fast heartbeats (200 ms, liveness 3), credit
- * and batches of 32, 2 s job locks, short PostgreSQL lock timeouts, the keys folder; then
+ * and batches of 32, 2 s job locks, short PostgreSQL lock timeouts, the keys folder, plain TCP
+ * ([curve] insecure = true); then
  * EXTRA (more INI lines, may be NULL; a repeated key overrides). 0 or -1. */
 int cf_test_fleet_write_config(cf_test_fleet_t *f, const char *extra);
 /* Start PROG (a program of CF_BIN_DIR) with the config, its output in DIR/LOG. */

@@ -2,8 +2,10 @@
  * Batched: the runtime hands many jobs to one transaction. Params and result: schemas/jobs.md. */
 #include <openssl/pem.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
+#include "cf_mail.h"
 #include "cf_general_name.h"
 #include "cf_issue.h"
 #include "cf_key.h"
@@ -18,7 +20,105 @@ static const char *const s_allowed[] = {
     "ca",          "csr",          "profile",        "subject",
     "expires",     "algorithm",    "extensions",     "password",
     "add_crl_url", "add_ocsp_url", "add_issuer_url", "add_issuer_alternative_name",
-    NULL};
+    "watchers",    NULL,
+};
+
+#define S_WATCHERS_MAX 100 /* watchers named by one job */
+
+/* The watchers param as a PostgreSQL text[] literal (caller frees; NULL when absent or
+ * empty, with *N 0), duplicates (in any case) dropped; -1 via err when it is no list of
+ * valid addresses (checked before anything is written). */
+static int s_watchers(const json_t *params, char **array, size_t *n, cf_error_t *err)
+{
+    *array = NULL;
+    *n = 0;
+    const json_t *list = json_object_get(params, "watchers");
+    if (!list || json_is_null(list))
+        return 0;
+    if (!json_is_array(list)) {
+        cf_error_set(err, "invalid_type", "params.watchers",
+                     "parameter \"watchers\" must be a list of mail addresses");
+        return -1;
+    }
+    if (json_array_size(list) > S_WATCHERS_MAX) {
+        cf_error_set(err, "invalid_value", "params.watchers",
+                     "parameter \"watchers\" holds more than %d addresses", S_WATCHERS_MAX);
+        return -1;
+    }
+    size_t i;
+    const json_t *v;
+    json_array_foreach(list, i, v)
+    {
+        char field[48];
+        snprintf(field, sizeof field, "params.watchers[%zu]", i);
+        if (!json_is_string(v)) {
+            cf_error_set(err, "invalid_type", field, "a watcher must be a mail address (a string)");
+            return -1;
+        }
+        if (!cf_mail_addr_valid(json_string_value(v))) {
+            cf_error_set(err, "invalid_value", field,
+                         "\"%.300s\" is not a valid mail address (local@domain, at most 254 "
+                         "characters)",
+                         json_string_value(v));
+            return -1;
+        }
+    }
+    /* Addresses hold no '"', '\\' or ',', so quoting each one makes a safe array literal. */
+    char *out = malloc(json_array_size(list) * 258 + 3), *o = out;
+    if (!out) {
+        cf_error_set(err, "internal", "", "out of memory");
+        return -1;
+    }
+    *o++ = '{';
+    json_array_foreach(list, i, v)
+    {
+        bool dup = false;
+        for (size_t k = 0; k < i && !dup; k++)
+            dup = strcasecmp(json_string_value(json_array_get(list, k)), json_string_value(v)) == 0;
+        if (dup)
+            continue;
+        o += sprintf(o, "%s\"%s\"", *n ? "," : "", json_string_value(v));
+        (*n)++;
+    }
+    strcpy(o, "}");
+    *array = out;
+    return 0;
+}
+
+/* Create the watchers of ARRAY that do not exist yet and link them to the certificate (inside
+ * the job's transaction). *LINKED: their stored addresses, one per row (caller clears). 0, or
+ * CF_HANDLER_ABORT + err. */
+static int s_link_watchers(cf_handler_ctx_t *ctx, const char *ca_id, const char *serial,
+                           const char *array, PGresult **linked, cf_error_t *err)
+{
+    /* Sorted, so that two transactions creating the same new watchers take the index locks
+     * in one order. */
+    cf_pg_prepare(ctx->pg, "signer_watchers_insert",
+                  "INSERT INTO watchers (mail) SELECT m FROM unnest($1::text[]) AS m "
+                  "ORDER BY lower(m) ON CONFLICT DO NOTHING");
+    cf_pg_prepare(ctx->pg, "signer_watchers_link",
+                  "WITH link AS (INSERT INTO certificate_watchers (certificate_id, watcher_id) "
+                  "SELECT c.id, w.id FROM certificates c JOIN watchers w ON lower(w.mail) IN "
+                  "(SELECT lower(m) FROM unnest($3::text[]) AS m) "
+                  "WHERE c.ca_id = $1::bigint AND c.serial = $2 ON CONFLICT DO NOTHING "
+                  "RETURNING watcher_id) "
+                  "SELECT w.mail FROM watchers w JOIN link ON link.watcher_id = w.id "
+                  "ORDER BY lower(w.mail)");
+    const char *values[3] = {ca_id, serial, array};
+    PGresult *res =
+        cf_pg_exec_prepared(ctx->pg, "signer_watchers_insert", 1, values + 2, NULL, NULL, 0);
+    if (res) {
+        PQclear(res);
+        res = cf_pg_exec_prepared(ctx->pg, "signer_watchers_link", 3, values, NULL, NULL, 0);
+    }
+    if (!res) {
+        cf_error_set(err, "unavailable", "", "could not store the watchers: %s",
+                     cf_pg_errstr(ctx->pg));
+        return CF_HANDLER_ABORT;
+    }
+    *linked = res;
+    return 0;
+}
 
 /* A CSR as PEM text, or DER (msgpack bin, which arrives here as base64). */
 static X509_REQ *s_csr(const char *text, cf_error_t *err)
@@ -169,7 +269,9 @@ int signer_cert_issue(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer
     EVP_PKEY *ca_key = NULL;
     X509 *cert = NULL;
     STACK_OF(X509) *bundle = NULL;
-    char *serial = NULL, *der_hex = NULL, *subject_text = NULL;
+    char *serial = NULL, *der_hex = NULL, *subject_text = NULL, *watchers = NULL;
+    size_t nwatchers = 0;
+    PGresult *linked = NULL;
     unsigned char *der = NULL;
     const char *ca_name, *csr_text, *profile_name, *algorithm, *password;
     const EVP_MD *md = NULL;
@@ -179,7 +281,8 @@ int signer_cert_issue(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer
         cf_params_str(params, "csr", true, NULL, &csr_text, err) ||
         cf_params_str(params, "profile", false, NULL, &profile_name, err) ||
         cf_params_str(params, "algorithm", false, NULL, &algorithm, err) ||
-        cf_params_str(params, "password", false, NULL, &password, err))
+        cf_params_str(params, "password", false, NULL, &password, err) ||
+        s_watchers(params, &watchers, &nwatchers, err))
         goto out;
     if (!(ca = signer_ca(ctx, ca_name, err))) {
         if (strcmp(err->code, "unknown_ca") == 0)
@@ -331,13 +434,17 @@ int signer_cert_issue(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer
         goto out;
     }
     PQclear(res);
+    if (watchers && s_link_watchers(ctx, ca_id, serial, watchers, &linked, err) != 0) {
+        rc = CF_HANDLER_ABORT;
+        goto out;
+    }
     if (!(bundle = signer_bundle(ctx, ca, err))) {
         rc = CF_HANDLER_ABORT;
         goto out;
     }
     cf_audit("cert.issue", "ca", ca->name, "serial", serial, "cn", cn, "profile",
              json_string_value(json_object_get(profile, "name")), NULL);
-    msgpack_pack_map(result, 6);
+    msgpack_pack_map(result, linked ? 7 : 6);
     cf_msgpack_pack_cstr(result, "serial");
     cf_msgpack_pack_cstr(result, serial);
     cf_msgpack_pack_cstr(result, "ca");
@@ -355,8 +462,16 @@ int signer_cert_issue(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer
     msgpack_pack_int64(result, expires);
     cf_msgpack_pack_cstr(result, "crl_shard");
     msgpack_pack_int(result, shard);
+    if (linked) {
+        cf_msgpack_pack_cstr(result, "watchers");
+        msgpack_pack_array(result, (size_t)PQntuples(linked));
+        for (int r = 0; r < PQntuples(linked); r++)
+            cf_msgpack_pack_cstr(result, PQgetvalue(linked, r, 0));
+    }
     rc = 0;
 out:
+    PQclear(linked);
+    free(watchers);
     free(serial);
     free(der_hex);
     free(subject_text);
