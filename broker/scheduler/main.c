@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cf_log.h"
+#include "cf_curve.h"
 #include "cf_metrics.h"
 #include "scheduler.h"
 
@@ -50,7 +51,12 @@ int main(int argc, char **argv)
     /* We handle SIGINT/SIGTERM through czmq's flag; no czmq log noise on stdout. */
     zsys_set_logstream(NULL);
     int rc = 1;
-    cf_scheduler_t *scheduler = cf_scheduler_new(config, name);
+    cf_scheduler_t *scheduler = NULL;
+    if (cf_curve_check_client(config, "certfleet-scheduler") != 0) {
+        cf_config_destroy(&config);
+        return 1;
+    }
+    scheduler = cf_scheduler_new(config, name);
     if (!scheduler) {
         cf_log_error("could not start certfleet-scheduler");
     } else if (once) {

@@ -40,6 +40,10 @@ typedef enum {
  * missing or unreadable and insecure is not set; with insecure = true a cf_curve_t that
  * applies nothing (cf_curve_insecure). */
 cf_curve_t *cf_curve_new(cf_config_t *config, cf_curve_side_t side, char *err, size_t errlen);
+/* For a process that makes its broker clients later (a front, the scheduler): check at start
+ * that the [curve] settings can make one, so that it refuses to start instead of failing
+ * at its first job. 0, or -1 after logging why (naming the settings). */
+int cf_curve_check_client(cf_config_t *config, const char *program);
 /* A client side from a secret key file and the broker's public key (Z85, 40 characters). */
 cf_curve_t *cf_curve_new_client(const char *secret_key_file, const char *broker_public_key,
                                 char *err, size_t errlen);

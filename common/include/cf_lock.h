@@ -38,5 +38,9 @@ int cf_locks_acquire(cf_redis_t *redis, const char *const *keys, size_t n, const
                      int ttl_ms, bool *acquired);
 /* Release the ones in KEYS that still hold TOKEN, in one round trip. 0 or -1. */
 int cf_locks_release(cf_redis_t *redis, const char *const *keys, size_t n, const char *token);
+/* Extend to TTL_MS the ones in KEYS that still hold TOKEN, in one round trip (a long job's
+ * locks, renewed while it runs). 0 or -1. */
+int cf_locks_renew(cf_redis_t *redis, const char *const *keys, size_t n, const char *token,
+                   int ttl_ms);
 
 #endif

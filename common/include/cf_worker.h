@@ -95,8 +95,8 @@ int cf_sys_ping(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer *resu
     }
 
 /* A worker serving HANDLERS (borrowed, must outlive it). Settings: [broker] endpoint,
- * heartbeat_ms, liveness; [worker] credit (64), batch_max (64), job_lock_ttl_ms (60000),
- * name; [postgres]; [redis]. */
+ * heartbeat_ms, liveness; [worker] credit (64), batch_max (64), job_lock_ttl_ms (15000, renewed
+ * while a long job runs), name; [postgres]; [redis]. */
 cf_worker_t *cf_worker_new(cf_config_t *config, const char *program, const cf_handler_t *handlers,
                            void *state);
 void cf_worker_destroy(cf_worker_t **self_p);

@@ -757,3 +757,15 @@ size_t cf_grants_size(cf_grants_t *self)
 {
     return zhashx_size(self->grants);
 }
+
+int cf_curve_check_client(cf_config_t *config, const char *program)
+{
+    char err[512] = "";
+    cf_curve_t *curve = cf_curve_new(config, CF_CURVE_CLIENT, err, sizeof err);
+    if (!curve) {
+        cf_log_error("%s cannot reach the broker: %s", program, err);
+        return -1;
+    }
+    cf_curve_destroy(&curve);
+    return 0;
+}

@@ -238,25 +238,33 @@ int cf_locks_acquire(cf_redis_t *redis, const char *const *keys, size_t n, const
     return 0;
 }
 
-/* Queue the release script for the keys not yet done; EVAL when USE_EVAL. */
-static int s_append_release(cf_redis_t *redis, const char *const *keys, size_t n, const char *token,
-                            const bool *skip, bool use_eval)
+/* Queue SCRIPT (KEYS[1] = lock:KEY, ARGV = TOKEN and EXTRA when not NULL) for the keys not
+ * yet done; EVAL when USE_EVAL, else EVALSHA. */
+static int s_append_script(cf_redis_t *redis, const char *script, const char *const *keys, size_t n,
+                           const char *token, const char *extra, const bool *skip, bool use_eval)
 {
     char sha[S_SHA_HEX];
-    s_sha1(s_release_lua, sha);
+    s_sha1(script, sha);
     for (size_t i = 0; i < n; i++) {
         if (skip && skip[i])
             continue;
-        int rc = use_eval
-                     ? cf_redis_append(redis, "EVAL %s 1 lock:%s %s", s_release_lua, keys[i], token)
-                     : cf_redis_append(redis, "EVALSHA %s 1 lock:%s %s", sha, keys[i], token);
+        int rc;
+        if (extra)
+            rc = cf_redis_append(redis, "%s %s 1 lock:%s %s %s", use_eval ? "EVAL" : "EVALSHA",
+                                 use_eval ? script : sha, keys[i], token, extra);
+        else
+            rc = cf_redis_append(redis, "%s %s 1 lock:%s %s", use_eval ? "EVAL" : "EVALSHA",
+                                 use_eval ? script : sha, keys[i], token);
         if (rc != 0)
             return -1;
     }
     return 0;
 }
 
-int cf_locks_release(cf_redis_t *redis, const char *const *keys, size_t n, const char *token)
+/* Run SCRIPT for every key in one pipelined round trip (again with the script's text for the
+ * ones Redis refused with NOSCRIPT, after it lost its script cache). 0 or -1. */
+static int s_locks_script(cf_redis_t *redis, const char *script, const char *const *keys, size_t n,
+                          const char *token, const char *extra)
 {
     if (n == 0)
         return 0;
@@ -265,16 +273,15 @@ int cf_locks_release(cf_redis_t *redis, const char *const *keys, size_t n, const
     int rc = -1;
     if (!ok || !noscript || !done)
         goto out;
-    if (s_append_release(redis, keys, n, token, NULL, false) != 0 ||
+    if (s_append_script(redis, script, keys, n, token, extra, NULL, false) != 0 ||
         s_read_replies(redis, n, S_WANT_ONE, ok, noscript) != 0)
         goto fail;
-    /* Redis lost its script cache: send the text for the ones it refused. */
     size_t again = 0;
     for (size_t i = 0; i < n; i++) {
         done[i] = !noscript[i];
         again += noscript[i];
     }
-    if (again > 0 && (s_append_release(redis, keys, n, token, done, true) != 0 ||
+    if (again > 0 && (s_append_script(redis, script, keys, n, token, extra, done, true) != 0 ||
                       s_read_replies(redis, again, S_WANT_ONE, ok, NULL) != 0))
         goto fail;
     rc = 0;
@@ -286,4 +293,17 @@ out:
     free(noscript);
     free(done);
     return rc;
+}
+
+int cf_locks_release(cf_redis_t *redis, const char *const *keys, size_t n, const char *token)
+{
+    return s_locks_script(redis, s_release_lua, keys, n, token, NULL);
+}
+
+int cf_locks_renew(cf_redis_t *redis, const char *const *keys, size_t n, const char *token,
+                   int ttl_ms)
+{
+    char ttl[16];
+    snprintf(ttl, sizeof ttl, "%d", ttl_ms > 0 ? ttl_ms : 1);
+    return s_locks_script(redis, s_renew_lua, keys, n, token, ttl);
 }

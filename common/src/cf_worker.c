@@ -35,6 +35,9 @@ struct _cf_worker_t {
     int credit;                   /* jobs we may hold at once */
     int batch_max;                /* jobs per transaction for batch handlers */
     int lock_ttl_ms;              /* TTL of the job locks */
+    const char *const *locked;    /* the job lock keys held while a durable handler runs */
+    size_t nlocked;               /* how many */
+    uint64_t renew_at;            /* monotonic ms when they are renewed next */
     char token[33];               /* our lock token */
     zsock_t *sock;                /* DEALER to the broker */
     void *raw;                    /* libzmq socket */
@@ -248,6 +251,13 @@ void cf_worker_keepalive(cf_worker_t *self)
     }
     /* The broker's heartbeats wait unread while a handler runs: not missing. */
     self->broker_expiry = now + (uint64_t)self->heartbeat_ms * (uint64_t)self->liveness;
+    /* A long job keeps its job locks: they expire only when their worker is gone. */
+    if (self->nlocked > 0 && now >= self->renew_at) {
+        if (cf_locks_renew(self->redis, self->locked, self->nlocked, self->token,
+                           self->lock_ttl_ms) != 0)
+            cf_log_warn("could not renew job locks: %s", cf_redis_errstr(self->redis));
+        self->renew_at = now + (uint64_t)self->lock_ttl_ms / 3;
+    }
 }
 
 static void s_task_destroy(s_task_t **task_p)
@@ -441,7 +451,7 @@ cf_worker_t *cf_worker_new(cf_config_t *config, const char *program, const cf_ha
     self->liveness = (int)cf_config_get_int(config, "broker", "liveness", CF_PROTO_LIVENESS);
     self->credit = (int)cf_config_get_int(config, "worker", "credit", 64);
     self->batch_max = (int)cf_config_get_int(config, "worker", "batch_max", 64);
-    self->lock_ttl_ms = (int)cf_config_get_int(config, "worker", "job_lock_ttl_ms", 60000);
+    self->lock_ttl_ms = (int)cf_config_get_int(config, "worker", "job_lock_ttl_ms", 15000);
     if (self->heartbeat_ms < 10)
         self->heartbeat_ms = 10;
     if (self->liveness < 2)
@@ -790,6 +800,13 @@ static void s_run_durable(cf_worker_t *self, const cf_handler_t *h, s_task_t **t
     for (size_t i = 0; i < m; i++)
         if (!run[i]->reply)
             run[k++] = run[i];
+    size_t nl = 0;
+    for (size_t i = 0; i < n; i++)
+        if (tasks[i]->locked)
+            keys[nl++] = keys[i];
+    self->locked = keys;
+    self->nlocked = nl;
+    self->renew_at = cf_mono_ms() + (uint64_t)self->lock_ttl_ms / 3;
     if (k > 0 && s_execute(self, h, run, k) != 0) {
         /* One bad job must not fail its batch-mates: run each alone. */
         for (size_t i = 0; i < k; i++) {
@@ -803,10 +820,8 @@ static void s_run_durable(cf_worker_t *self, const cf_handler_t *h, s_task_t **t
             s_task_reply_code(run[i], "unavailable", "the database is unavailable");
         }
     }
-    size_t nl = 0;
-    for (size_t i = 0; i < n; i++)
-        if (tasks[i]->locked)
-            keys[nl++] = keys[i];
+    self->locked = NULL;
+    self->nlocked = 0;
     if (nl > 0)
         cf_locks_release(self->redis, keys, nl, self->token);
 }

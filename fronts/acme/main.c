@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "acme.h"
+#include "cf_curve.h"
 #include "cf_front.h"
 #include "cf_log.h"
 #include "cf_metrics.h"
@@ -77,6 +78,10 @@ int main(int argc, char **argv)
                       "serves RFC 8555 ACME for the ACME-enabled CAs (docs/acme.md)", &exit_code);
     if (!cfg)
         return exit_code;
+    if (cf_curve_check_client(cfg, S_PROGRAM) != 0) {
+        cf_config_destroy(&cfg);
+        return 1;
+    }
 
     /* czmq would install its own SIGINT/SIGTERM handlers when the first broker client is
      * made in an MHD thread; the signals are ours (sigwait below). */

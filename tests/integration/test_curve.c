@@ -477,8 +477,8 @@ static void test_removed_key_loses_rights(void **state)
     cf_client_destroy(&c);
 }
 
-/* Without keys and without insecure = true, the broker and a worker refuse to start and say
- * which settings are missing. */
+/* Without keys and without insecure = true, the broker, a worker, the scheduler and the ACME
+ * front refuse to start and say which settings are missing. */
 static void test_no_keys_no_start(void **state)
 {
     s_fleet_t *f = *state;
@@ -489,8 +489,9 @@ static void test_no_keys_no_start(void **state)
     fprintf(out, "[broker]\nendpoint = tcp://127.0.0.1:%d\n[postgres]\ndsn = %s\n",
             cf_test_free_port(), f->fleet.conninfo);
     assert_int_equal(fclose(out), 0);
-    static const char *const progs[] = {"certfleet-broker", "certfleet-signer"};
-    for (size_t i = 0; i < 2; i++) {
+    static const char *const progs[] = {"certfleet-broker", "certfleet-signer",
+                                        "certfleet-scheduler", "certfleet-acme"};
+    for (size_t i = 0; i < sizeof progs / sizeof progs[0]; i++) {
         char log[400];
         snprintf(log, sizeof log, "%s/nokeys-%s.log", f->fleet.dir, progs[i]);
         pid_t pid = cf_test_spawn(log, NULL, progs[i], "--config", conf, NULL);

@@ -292,6 +292,25 @@ static void test_locks_batch(void **state)
     assert_true(r->integer > 0 && r->integer <= 60000);
     freeReplyObject(r);
 
+    /* Renewing the batch extends ours only; theirs keep their own TTL. */
+    assert_int_equal(cf_locks_renew(redis, keys, N, "our-token", 90000), 0);
+    for (int i = 0; i < N; i++) {
+        r = cf_redis_command(redis, "PTTL lock:%s", keys[i]);
+        assert_non_null(r);
+        if (want[i])
+            assert_true(r->integer > 60000 && r->integer <= 90000);
+        else
+            assert_true(r->integer > 0 && r->integer <= 60000);
+        freeReplyObject(r);
+    }
+    /* Also after Redis forgot its scripts. */
+    r = cf_redis_command(redis, "SCRIPT FLUSH");
+    freeReplyObject(r);
+    assert_int_equal(cf_locks_renew(redis, keys, N, "our-token", 95000), 0);
+    r = cf_redis_command(redis, "PTTL lock:%s", keys[2]);
+    assert_true(r->integer > 90000 && r->integer <= 95000);
+    freeReplyObject(r);
+
     /* Release the whole batch: only ours go. */
     assert_int_equal(cf_locks_release(redis, keys, N, "our-token"), 0);
     for (int i = 0; i < N; i++)
@@ -309,6 +328,7 @@ static void test_locks_batch(void **state)
     /* An empty batch is no round trip and no error. */
     assert_int_equal(cf_locks_acquire(redis, keys, 0, "our-token", 1000, acquired), 0);
     assert_int_equal(cf_locks_release(redis, keys, 0, "our-token"), 0);
+    assert_int_equal(cf_locks_renew(redis, keys, 0, "our-token", 1000), 0);
 }
 
 int main(void)
