@@ -756,7 +756,7 @@ void cf_metrics_reply_outcome(const void *reply, size_t len, char *out, size_t o
 {
     if (!out || outlen == 0)
         return;
-    s_mp_t r = {reply, (const uint8_t *)reply + (reply ? len : 0)};
+    s_mp_t r = {reply, reply ? (const uint8_t *)reply + len : NULL};
     char status[8] = "", code[CF_ERROR_CODE_MAX] = "";
     bool ok = reply && s_mp_find(&r, "status", "error", status, sizeof status, code, sizeof code);
     const char *result = "invalid_reply";
