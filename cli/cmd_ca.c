@@ -17,6 +17,7 @@
 #include "cf_x509_ext.h"
 #include "cf_x509_name.h"
 #include "cli.h"
+#include "options.h"
 #include "store.h"
 #include "x509_print.h"
 
@@ -1082,24 +1083,13 @@ out:
 
 int cf_cmd_ca(cf_cli_t *cli, int argc, char **argv)
 {
-    static const struct {
-        const char *verb;
-        int (*run)(cf_cli_t *cli, int argc, char **argv);
-    } verbs[] = {{"init", s_init},
-                 {"list", s_list},
-                 {"view", s_view},
-                 {"dump", s_dump},
-                 {"edit", s_edit},
-                 {"import", cf_cli_ca_import},
-                 {"revoke", cf_cli_ca_revoke},
-                 {NULL, NULL}};
-    if (argc < 1)
-        return s_help(stderr, 2);
-    if (strcmp(argv[0], "help") == 0 || strcmp(argv[0], "--help") == 0 ||
-        strcmp(argv[0], "-h") == 0)
-        return s_help(stdout, 0);
-    for (int i = 0; verbs[i].verb; i++)
-        if (strcmp(verbs[i].verb, argv[0]) == 0)
-            return verbs[i].run(cli, argc, argv);
-    return cf_cli_usage_error("unknown command \"ca %s\" (see certfleet ca help)", argv[0]);
+    static const cf_cli_verb_t verbs[] = {{"init", s_init},
+                                          {"list", s_list},
+                                          {"view", s_view},
+                                          {"dump", s_dump},
+                                          {"edit", s_edit},
+                                          {"import", cf_cli_ca_import},
+                                          {"revoke", cf_cli_ca_revoke},
+                                          {NULL, NULL}};
+    return cf_cli_dispatch(cli, argc, argv, "ca", s_help_text, verbs);
 }

@@ -14,6 +14,7 @@
 #include "cf_ca.h"
 #include "cf_msgpack.h"
 #include "cli.h"
+#include "options.h"
 #include "store.h"
 #include "x509_print.h"
 
@@ -319,62 +320,21 @@ out:
 
 /* --- lookups ----------------------------------------------------------------------------- */
 
-/* 0 when CA NAME exists, else 1 (printed). */
-static int s_ca_exists(cf_pg_t *pg, const char *name)
-{
-    const char *values[1] = {name};
-    PGresult *res = cf_pg_exec_params(pg, "SELECT 1 FROM certificate_authorities WHERE name = $1",
-                                      1, values, NULL, NULL, 0);
-    int rc = 0;
-    if (!res)
-        rc = cf_cli_fail("could not look up certificate authority \"%s\": %s", name,
-                         cf_pg_errstr(pg));
-    else if (PQntuples(res) == 0)
-        rc = cf_cli_fail("certificate authority \"%s\" does not exist", name);
-    PQclear(res);
-    return rc;
-}
-
 /* The certificate SERIAL (as typed) of CA_NAME (NULL: any CA): its row as JSON (caller owns),
  * its CA's name into CA_OUT, its expiry into *EXPIRES; NULL after printing why. */
 static json_t *s_find(cf_pg_t *pg, const char *serial, const char *ca_name, char *ca_out,
                       size_t ca_len, long long *expires)
 {
     char hex[128];
-    if (cf_cli_serial_normalize(serial, hex, sizeof hex) != 0) {
-        cf_cli_fail("\"%s\" is not a serial number (hex digits, colons optional)", serial);
+    PGresult *res = cf_cli_cert_find(pg, serial, ca_name, hex, sizeof hex);
+    if (!res)
         return NULL;
-    }
-    if (ca_name && s_ca_exists(pg, ca_name) != 0)
-        return NULL;
-    const char *values[2] = {hex, ca_name};
-    PGresult *res = cf_pg_exec_params(
-        pg,
-        "SELECT row_to_json(c)::text, a.name, extract(epoch FROM c.expires)::bigint "
-        "FROM certificates c JOIN certificate_authorities a ON a.id = c.ca_id "
-        "WHERE c.serial = $1 AND ($2::text IS NULL OR a.name = $2) ORDER BY a.name",
-        2, values, NULL, NULL, 0);
-    json_t *row = NULL;
-    if (!res) {
-        cf_cli_fail("could not look up certificate \"%s\": %s", hex, cf_pg_errstr(pg));
-    } else if (PQntuples(res) == 0) {
-        if (ca_name)
-            cf_cli_fail("certificate \"%s\" of certificate authority \"%s\" does not exist", hex,
-                        ca_name);
-        else
-            cf_cli_fail("certificate \"%s\" does not exist", hex);
-    } else if (PQntuples(res) > 1) {
-        char names[512] = "";
-        for (int k = 0; k < PQntuples(res); k++)
-            snprintf(names + strlen(names), sizeof names - strlen(names), "%s\"%s\"", k ? ", " : "",
-                     PQgetvalue(res, k, 1));
-        cf_cli_fail("serial \"%s\" belongs to certificates of %s: choose one with --ca", hex,
-                    names);
-    } else if (!(row = json_loads(PQgetvalue(res, 0, 0), 0, NULL))) {
+    json_t *row = json_loads(PQgetvalue(res, 0, 2), 0, NULL);
+    if (!row) {
         cf_cli_fail("could not read certificate \"%s\"", hex);
     } else {
         snprintf(ca_out, ca_len, "%s", PQgetvalue(res, 0, 1));
-        *expires = atoll(PQgetvalue(res, 0, 2));
+        *expires = atoll(PQgetvalue(res, 0, 3));
     }
     PQclear(res);
     return row;
@@ -441,7 +401,7 @@ static int s_list(cf_cli_t *cli, int argc, char **argv)
     cf_pg_t *pg = cf_cli_pg_open(cli);
     if (!pg)
         return 1;
-    if (ca_name && s_ca_exists(pg, ca_name) != 0) {
+    if (cf_cli_ca_exists(pg, ca_name) != 0) {
         cf_pg_destroy(&pg);
         return 1;
     }
@@ -718,23 +678,12 @@ static int s_dump(cf_cli_t *cli, int argc, char **argv)
 
 int cf_cmd_cert(cf_cli_t *cli, int argc, char **argv)
 {
-    static const struct {
-        const char *verb;
-        int (*run)(cf_cli_t *cli, int argc, char **argv);
-    } verbs[] = {{"sign", s_sign},
-                 {"list", s_list},
-                 {"view", s_view},
-                 {"dump", s_dump},
-                 {"import", cf_cli_cert_import},
-                 {"revoke", cf_cli_cert_revoke},
-                 {NULL, NULL}};
-    if (argc < 1)
-        return s_help(stderr, 2);
-    if (strcmp(argv[0], "help") == 0 || strcmp(argv[0], "--help") == 0 ||
-        strcmp(argv[0], "-h") == 0)
-        return s_help(stdout, 0);
-    for (int i = 0; verbs[i].verb; i++)
-        if (strcmp(verbs[i].verb, argv[0]) == 0)
-            return verbs[i].run(cli, argc, argv);
-    return cf_cli_usage_error("unknown command \"cert %s\" (see certfleet cert help)", argv[0]);
+    static const cf_cli_verb_t verbs[] = {{"sign", s_sign},
+                                          {"list", s_list},
+                                          {"view", s_view},
+                                          {"dump", s_dump},
+                                          {"import", cf_cli_cert_import},
+                                          {"revoke", cf_cli_cert_revoke},
+                                          {NULL, NULL}};
+    return cf_cli_dispatch(cli, argc, argv, "cert", s_help_text, verbs);
 }

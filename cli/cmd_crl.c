@@ -13,6 +13,7 @@
 #include "cf_msgpack.h"
 #include "cf_revocation.h"
 #include "cli.h"
+#include "options.h"
 #include "jobs_many.h"
 #include "store.h"
 
@@ -475,17 +476,6 @@ out:
 
 int cf_cmd_crl(cf_cli_t *cli, int argc, char **argv)
 {
-    static const struct {
-        const char *verb;
-        int (*run)(cf_cli_t *cli, int argc, char **argv);
-    } verbs[] = {{"build", s_build}, {"dump", s_dump}, {NULL, NULL}};
-    if (argc < 1)
-        return s_help(stderr, 2);
-    if (strcmp(argv[0], "help") == 0 || strcmp(argv[0], "--help") == 0 ||
-        strcmp(argv[0], "-h") == 0)
-        return s_help(stdout, 0);
-    for (int i = 0; verbs[i].verb; i++)
-        if (strcmp(verbs[i].verb, argv[0]) == 0)
-            return verbs[i].run(cli, argc, argv);
-    return cf_cli_usage_error("unknown command \"crl %s\" (see certfleet crl help)", argv[0]);
+    static const cf_cli_verb_t verbs[] = {{"build", s_build}, {"dump", s_dump}, {NULL, NULL}};
+    return cf_cli_dispatch(cli, argc, argv, "crl", s_help_text, verbs);
 }

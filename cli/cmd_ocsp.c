@@ -9,6 +9,7 @@
 
 #include "cf_msgpack.h"
 #include "cli.h"
+#include "options.h"
 #include "jobs_many.h"
 #include "store.h"
 #include "x509_print.h"
@@ -458,17 +459,7 @@ out:
 
 int cf_cmd_ocsp(cf_cli_t *cli, int argc, char **argv)
 {
-    static const struct {
-        const char *verb;
-        int (*run)(cf_cli_t *cli, int argc, char **argv);
-    } verbs[] = {{"keygen", s_keygen}, {"presign", s_presign}, {NULL, NULL}};
-    if (argc < 1)
-        return s_help(stderr, 2);
-    if (strcmp(argv[0], "help") == 0 || strcmp(argv[0], "--help") == 0 ||
-        strcmp(argv[0], "-h") == 0)
-        return s_help(stdout, 0);
-    for (int i = 0; verbs[i].verb; i++)
-        if (strcmp(verbs[i].verb, argv[0]) == 0)
-            return verbs[i].run(cli, argc, argv);
-    return cf_cli_usage_error("unknown command \"ocsp %s\" (see certfleet ocsp help)", argv[0]);
+    static const cf_cli_verb_t verbs[] = {
+        {"keygen", s_keygen}, {"presign", s_presign}, {NULL, NULL}};
+    return cf_cli_dispatch(cli, argc, argv, "ocsp", s_help_text, verbs);
 }

@@ -9,6 +9,7 @@
 
 #include "cf_mail.h"
 #include "cli.h"
+#include "options.h"
 #include "store.h"
 #include "x509_print.h"
 
@@ -31,12 +32,6 @@ static const char s_help_text[] =
 enum { O_NAME = 256, O_CERT, O_CA };
 
 #define S_CERTS_MAX 256 /* --cert options on one line */
-
-static int s_help(FILE *out, int rc)
-{
-    fputs(s_help_text, out);
-    return rc;
-}
 
 /* The words of one verb: EMAIL (add, remove), --name, --cert ..., --ca. */
 typedef struct {
@@ -77,7 +72,7 @@ static int s_args(int argc, char **argv, const char *verb, s_args_t *a)
             a->ca = optarg;
             break;
         case 'h':
-            s_help(stdout, 0);
+            fputs(s_help_text, stdout);
             return -1;
         default:
             return cf_cli_option_error(c, argv, "watcher");
@@ -121,55 +116,12 @@ static int s_args(int argc, char **argv, const char *verb, s_args_t *a)
 static int s_cert_id(cf_pg_t *pg, const char *serial, const char *ca, char *id, size_t idlen,
                      char *hex, size_t hexlen)
 {
-    if (cf_cli_serial_normalize(serial, hex, hexlen) != 0)
-        return cf_cli_fail("\"%s\" is not a serial number", serial);
-    const char *values[2] = {hex, ca};
-    PGresult *res = cf_pg_exec_params(
-        pg,
-        "SELECT c.id, a.name FROM certificates c JOIN certificate_authorities a "
-        "ON a.id = c.ca_id WHERE c.serial = $1 AND ($2::text IS NULL OR a.name = $2) "
-        "ORDER BY a.name",
-        2, values, NULL, NULL, 0);
-    int rc = 1;
-    if (!res) {
-        cf_cli_fail("could not look up certificate \"%s\": %s", hex, cf_pg_errstr(pg));
-    } else if (PQntuples(res) == 0) {
-        if (ca)
-            cf_cli_fail("certificate \"%s\" of certificate authority \"%s\" does not exist", hex,
-                        ca);
-        else
-            cf_cli_fail("certificate \"%s\" does not exist", hex);
-    } else if (PQntuples(res) > 1) {
-        char names[512] = "";
-        for (int k = 0; k < PQntuples(res); k++)
-            snprintf(names + strlen(names), sizeof names - strlen(names), "%s\"%s\"", k ? ", " : "",
-                     PQgetvalue(res, k, 1));
-        cf_cli_fail("serial \"%s\" belongs to certificates of %s: choose one with --ca", hex,
-                    names);
-    } else {
-        snprintf(id, idlen, "%s", PQgetvalue(res, 0, 0));
-        rc = 0;
-    }
-    PQclear(res);
-    return rc;
-}
-
-/* 0 when CA NAME exists (or NAME is NULL), else 1 (printed). */
-static int s_ca_exists(cf_pg_t *pg, const char *name)
-{
-    if (!name)
-        return 0;
-    const char *values[1] = {name};
-    PGresult *res = cf_pg_exec_params(pg, "SELECT 1 FROM certificate_authorities WHERE name = $1",
-                                      1, values, NULL, NULL, 0);
-    int rc = 0;
+    PGresult *res = cf_cli_cert_find(pg, serial, ca, hex, hexlen);
     if (!res)
-        rc = cf_cli_fail("could not look up certificate authority \"%s\": %s", name,
-                         cf_pg_errstr(pg));
-    else if (PQntuples(res) == 0)
-        rc = cf_cli_fail("certificate authority \"%s\" does not exist", name);
+        return 1;
+    snprintf(id, idlen, "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
-    return rc;
+    return 0;
 }
 
 /* The watcher ID as JSON {mail, name, created, certificates: [{serial, ca, cn, expires}]}
@@ -212,12 +164,18 @@ out:
     return doc;
 }
 
-/* Print the watcher DOC as text: its address and name, then what it watches. */
-static void s_watcher_text(const json_t *doc)
+/* Print the address of watcher DOC, and its name in parentheses when it has one. */
+static void s_mail_line(const json_t *doc)
 {
     const char *name = json_string_value(json_object_get(doc, "name"));
     printf("%s%s%s%s\n", json_string_value(json_object_get(doc, "mail")), *name ? " (" : "", name,
            *name ? ")" : "");
+}
+
+/* Print the watcher DOC as text: its address and name, then what it watches. */
+static void s_watcher_text(const json_t *doc)
+{
+    s_mail_line(doc);
     const json_t *certs = json_object_get(doc, "certificates");
     if (json_array_size(certs) == 0) {
         printf("  watches no certificates\n");
@@ -239,30 +197,51 @@ static void s_watcher_text(const json_t *doc)
 /* Resolve every --cert of A into IDS (room for S_CERTS_MAX, 32 bytes each); 0 or 1. */
 static int s_cert_ids(cf_pg_t *pg, const s_args_t *a, char ids[][32], char hexes[][128])
 {
-    if (s_ca_exists(pg, a->ca) != 0)
-        return 1;
     for (int i = 0; i < a->ncerts; i++)
         if (s_cert_id(pg, a->certs[i], a->ca, ids[i], 32, hexes[i], 128) != 0)
             return 1;
     return 0;
 }
 
-static int s_add(cf_cli_t *cli, int argc, char **argv)
+/* Parse ARGV for VERB into A and connect, inside a transaction unless VERB is "list": the
+ * connection into *PG_P, or NULL there and the exit code to return. */
+static int s_start(cf_cli_t *cli, int argc, char **argv, const char *verb, s_args_t *a,
+                   cf_pg_t **pg_p)
 {
-    s_args_t a = {0};
-    int rc = s_args(argc, argv, "add", &a);
+    *pg_p = NULL;
+    int rc = s_args(argc, argv, verb, a);
     if (rc != 0)
         return rc < 0 ? 0 : rc;
     cf_pg_t *pg = cf_cli_pg_open(cli);
     if (!pg)
         return 1;
+    if (strcmp(verb, "list") != 0 && cf_pg_begin(pg) != 0) {
+        rc = cf_cli_fail("could not begin a transaction: %s", cf_pg_errstr(pg));
+        cf_pg_destroy(&pg);
+        return rc;
+    }
+    *pg_p = pg;
+    return 0;
+}
+
+/* Roll back what was not committed and close the connection. */
+static void s_close(cf_pg_t **pg_p)
+{
+    if (cf_pg_in_transaction(*pg_p))
+        cf_pg_rollback(*pg_p);
+    cf_pg_destroy(pg_p);
+}
+
+static int s_add(cf_cli_t *cli, int argc, char **argv)
+{
+    s_args_t a = {0};
+    cf_pg_t *pg;
+    int rc = s_start(cli, argc, argv, "add", &a, &pg);
+    if (!pg)
+        return rc;
     char ids[S_CERTS_MAX][32], hexes[S_CERTS_MAX][128];
     json_t *doc = NULL;
     rc = 1;
-    if (cf_pg_begin(pg) != 0) {
-        cf_cli_fail("could not begin a transaction: %s", cf_pg_errstr(pg));
-        goto out;
-    }
     if (s_cert_ids(pg, &a, ids, hexes) != 0)
         goto out;
     /* A new watcher, or the existing one (any case) renamed when --name is given. */
@@ -313,30 +292,22 @@ static int s_add(cf_cli_t *cli, int argc, char **argv)
     }
     rc = 0;
 out:
-    if (cf_pg_in_transaction(pg))
-        cf_pg_rollback(pg);
     json_decref(doc);
-    cf_pg_destroy(&pg);
+    s_close(&pg);
     return rc;
 }
 
 static int s_remove(cf_cli_t *cli, int argc, char **argv)
 {
     s_args_t a = {0};
-    int rc = s_args(argc, argv, "remove", &a);
-    if (rc != 0)
-        return rc < 0 ? 0 : rc;
-    cf_pg_t *pg = cf_cli_pg_open(cli);
+    cf_pg_t *pg;
+    int rc = s_start(cli, argc, argv, "remove", &a, &pg);
     if (!pg)
-        return 1;
+        return rc;
     char ids[S_CERTS_MAX][32], hexes[S_CERTS_MAX][128];
     json_t *doc = NULL;
     PGresult *res = NULL;
     rc = 1;
-    if (cf_pg_begin(pg) != 0) {
-        cf_cli_fail("could not begin a transaction: %s", cf_pg_errstr(pg));
-        goto out;
-    }
     const char *values[1] = {a.mail};
     if (!(res = cf_pg_exec_params(pg, "SELECT id, mail FROM watchers WHERE lower(mail) = lower($1)",
                                   1, values, NULL, NULL, 0))) {
@@ -405,10 +376,8 @@ static int s_remove(cf_cli_t *cli, int argc, char **argv)
     rc = 0;
 out:
     PQclear(res);
-    if (cf_pg_in_transaction(pg))
-        cf_pg_rollback(pg);
     json_decref(doc);
-    cf_pg_destroy(&pg);
+    s_close(&pg);
     return rc;
 }
 
@@ -416,8 +385,7 @@ out:
 static int s_list_cert(cf_cli_t *cli, cf_pg_t *pg, const s_args_t *a)
 {
     char id[32], hex[128];
-    if (s_ca_exists(pg, a->ca) != 0 ||
-        s_cert_id(pg, a->certs[0], a->ca, id, sizeof id, hex, sizeof hex) != 0)
+    if (s_cert_id(pg, a->certs[0], a->ca, id, sizeof id, hex, sizeof hex) != 0)
         return 1;
     const char *values[1] = {id};
     PGresult *res = cf_pg_exec_params(
@@ -453,9 +421,7 @@ static int s_list_cert(cf_cli_t *cli, cf_pg_t *pg, const s_args_t *a)
         json_t *w;
         json_array_foreach(list, i, w)
         {
-            const char *name = json_string_value(json_object_get(w, "name"));
-            printf("%s%s%s%s\n", json_string_value(json_object_get(w, "mail")), *name ? " (" : "",
-                   name, *name ? ")" : "");
+            s_mail_line(w);
             size_t k;
             json_t *n;
             json_array_foreach(json_object_get(w, "notices"), k, n)
@@ -477,12 +443,10 @@ static int s_list_cert(cf_cli_t *cli, cf_pg_t *pg, const s_args_t *a)
 static int s_list(cf_cli_t *cli, int argc, char **argv)
 {
     s_args_t a = {0};
-    int rc = s_args(argc, argv, "list", &a);
-    if (rc != 0)
-        return rc < 0 ? 0 : rc;
-    cf_pg_t *pg = cf_cli_pg_open(cli);
+    cf_pg_t *pg;
+    int rc = s_start(cli, argc, argv, "list", &a, &pg);
     if (!pg)
-        return 1;
+        return rc;
     if (a.ncerts == 1) {
         rc = s_list_cert(cli, pg, &a);
         cf_pg_destroy(&pg);
@@ -532,18 +496,7 @@ static int s_list(cf_cli_t *cli, int argc, char **argv)
 
 int cf_cmd_watcher(cf_cli_t *cli, int argc, char **argv)
 {
-    static const struct {
-        const char *verb;
-        int (*run)(cf_cli_t *cli, int argc, char **argv);
-    } verbs[] = {{"add", s_add}, {"remove", s_remove}, {"list", s_list}, {NULL, NULL}};
-    if (argc < 1)
-        return s_help(stderr, 2);
-    if (strcmp(argv[0], "help") == 0 || strcmp(argv[0], "--help") == 0 ||
-        strcmp(argv[0], "-h") == 0)
-        return s_help(stdout, 0);
-    for (int i = 0; verbs[i].verb; i++)
-        if (strcmp(verbs[i].verb, argv[0]) == 0)
-            return verbs[i].run(cli, argc, argv);
-    return cf_cli_usage_error("unknown command \"watcher %s\" (see certfleet watcher help)",
-                              argv[0]);
+    static const cf_cli_verb_t verbs[] = {
+        {"add", s_add}, {"remove", s_remove}, {"list", s_list}, {NULL, NULL}};
+    return cf_cli_dispatch(cli, argc, argv, "watcher", s_help_text, verbs);
 }

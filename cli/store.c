@@ -1,4 +1,4 @@
-/* Reading certfleet's tables for the ca and cert commands (see store.h). */
+/* Reading certfleet's tables for the ca, cert and watcher commands (see store.h). */
 #include "store.h"
 
 #include <openssl/crypto.h>
@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "x509_print.h"
 
 cf_pg_t *cf_cli_pg_open(cf_cli_t *cli)
 {
@@ -24,6 +26,64 @@ cf_pg_t *cf_cli_pg_open(cf_cli_t *cli)
         cf_pg_destroy(&pg);
     }
     return pg;
+}
+
+int cf_cli_ca_exists(cf_pg_t *pg, const char *name)
+{
+    if (!name)
+        return 0;
+    const char *values[1] = {name};
+    PGresult *res = cf_pg_exec_params(pg, "SELECT 1 FROM certificate_authorities WHERE name = $1",
+                                      1, values, NULL, NULL, 0);
+    int rc = 0;
+    if (!res)
+        rc = cf_cli_fail("could not look up certificate authority \"%s\": %s", name,
+                         cf_pg_errstr(pg));
+    else if (PQntuples(res) == 0)
+        rc = cf_cli_fail("certificate authority \"%s\" does not exist", name);
+    PQclear(res);
+    return rc;
+}
+
+PGresult *cf_cli_cert_find(cf_pg_t *pg, const char *serial, const char *ca, char *hex,
+                           size_t hexlen)
+{
+    if (cf_cli_serial_normalize(serial, hex, hexlen) != 0) {
+        cf_cli_fail("\"%s\" is not a serial number (hex digits, colons optional)", serial);
+        return NULL;
+    }
+    if (cf_cli_ca_exists(pg, ca) != 0)
+        return NULL;
+    const char *values[2] = {hex, ca};
+    PGresult *res = cf_pg_exec_params(
+        pg,
+        "SELECT c.id, a.name, row_to_json(c)::text, extract(epoch FROM c.expires)::bigint "
+        "FROM certificates c JOIN certificate_authorities a ON a.id = c.ca_id "
+        "WHERE c.serial = $1 AND ($2::text IS NULL OR a.name = $2) ORDER BY a.name",
+        2, values, NULL, NULL, 0);
+    if (!res) {
+        cf_cli_fail("could not look up certificate \"%s\": %s", hex, cf_pg_errstr(pg));
+        return NULL;
+    }
+    if (PQntuples(res) == 1)
+        return res;
+    if (PQntuples(res) == 0) {
+        if (ca)
+            cf_cli_fail("certificate \"%s\" of certificate authority \"%s\" does not exist", hex,
+                        ca);
+        else
+            cf_cli_fail("certificate \"%s\" does not exist", hex);
+    } else {
+        /* The same serial under several CAs: only --ca can tell which one is meant. */
+        char names[512] = "";
+        for (int k = 0; k < PQntuples(res); k++)
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s\"%s\"", k ? ", " : "",
+                     PQgetvalue(res, k, 1));
+        cf_cli_fail("serial \"%s\" belongs to certificates of %s: choose one with --ca", hex,
+                    names);
+    }
+    PQclear(res);
+    return NULL;
 }
 
 void cf_cli_time(long long t, char *out, size_t outlen)

@@ -1,5 +1,6 @@
-/* Reading certfleet's tables for the ca and cert commands: a connection that says why it
- * failed, rows as JSON with readable times, bytea columns decoded. */
+/* Reading certfleet's tables for the ca, cert and watcher commands: a connection that says
+ * why it failed, CAs and certificates looked up by name and serial, rows as JSON with
+ * readable times, bytea columns decoded. */
 #ifndef CF_CLI_STORE_H
 #define CF_CLI_STORE_H
 
@@ -12,6 +13,15 @@
 
 /* A connection to [postgres] dsn, connected now (caller destroys); NULL after printing why. */
 cf_pg_t *cf_cli_pg_open(cf_cli_t *cli);
+
+/* 0 when certificate authority NAME exists (or NAME is NULL), else 1 after printing why. */
+int cf_cli_ca_exists(cf_pg_t *pg, const char *name);
+/* The certificate SERIAL (as typed) of certificate authority CA (NULL: of any) as one row
+ * (caller clears): its id, its CA's name, the row as JSON text and its expiry in Unix seconds;
+ * the serial, normalized, into HEX (at least 128 bytes). NULL after printing why: not a
+ * serial, no such CA or certificate, or a serial that certificates of several CAs hold. */
+PGresult *cf_cli_cert_find(cf_pg_t *pg, const char *serial, const char *ca, char *hex,
+                           size_t hexlen);
 
 /* Unix seconds as "2026-11-23T15:00:00Z" into OUT (at least 21 bytes). */
 void cf_cli_time(long long t, char *out, size_t outlen);

@@ -60,9 +60,7 @@ static int s_setup(void **state)
     }
     if (cf_test_fleet_wait_workers(&f->fleet, 3, 10000) != 0)
         fail_msg("broker never reported 3 workers");
-    f->client = cf_client_new(f->fleet.endpoint);
-    cf_client_set_timeout(f->client, 10000);
-    cf_client_set_attempts(f->client, 6);
+    f->client = cf_test_client(f->fleet.endpoint, 10000, 6);
     f->pg = cf_pg_new(f->fleet.conninfo);
     *state = f;
     return 0;
@@ -120,56 +118,26 @@ static int64_t s_int(const cf_reply_t *r, const char *key)
     return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (int64_t)o->via.u64 : o->via.i64;
 }
 
-static X509 *s_der_cert(const msgpack_object *der)
-{
-    assert_non_null(der);
-    assert_int_equal(der->type, MSGPACK_OBJECT_BIN);
-    const unsigned char *p = (const unsigned char *)der->via.bin.ptr;
-    X509 *cert = d2i_X509(NULL, &p, (long)der->via.bin.size);
-    assert_non_null(cert);
-    return cert;
-}
-
 /* ca.init NAME under PARENT (NULL: a root) with KEY_TYPE and CRL_SHARDS. Caller owns. */
 static X509 *s_ca(s_fleet_t *f, const char *name, const char *parent, const char *key_type,
                   int shards)
 {
-    char subject[128];
-    snprintf(subject, sizeof subject, "/O=certfleet test/CN=%s", name);
-    json_t *p = json_pack("{s:s, s:s, s:s, s:i}", "name", name, "subject", subject, "key_type",
-                          key_type, "crl_shards", shards);
+    json_t *p = json_pack("{s:s, s:i}", "key_type", key_type, "crl_shards", shards);
     if (parent)
         json_object_set_new(p, "parent", json_string(parent));
-    cf_reply_t *r = s_call(f, "ca.init", p, NULL, 0);
-    s_assert_ok(r, name);
-    X509 *cert = s_der_cert(cf_msgpack_map_get(cf_reply_result(r), "der"));
-    cf_reply_destroy(&r);
-    return cert;
+    return cf_test_ca_init(f->client, name, p);
 }
 
 /* cert.issue from CA for CN; *SERIAL (caller frees) and the certificate (caller owns). */
 static X509 *s_issue(s_fleet_t *f, const char *ca, const char *cn, char **serial)
 {
-    EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    X509_REQ *req = X509_REQ_new();
-    X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN", MBSTRING_UTF8,
-                               (const unsigned char *)cn, -1, -1, 0);
-    X509_REQ_set_pubkey(req, key);
-    assert_true(X509_REQ_sign(req, key, EVP_sha256()) > 0);
-    unsigned char *der = NULL;
-    int len = i2d_X509_REQ(req, &der);
-    assert_true(len > 0);
     cf_reply_t *r =
-        s_call(f, "cert.issue", json_pack("{s:s, s:s}", "ca", ca, "profile", "webserver"), der,
-               (size_t)len);
+        cf_test_issue(f->client, json_pack("{s:s, s:s}", "ca", ca, "profile", "webserver"), cn);
     s_assert_ok(r, "cert.issue");
-    X509 *cert = s_der_cert(cf_msgpack_map_get(cf_reply_result(r), "der"));
+    X509 *cert = cf_test_reply_cert(r, "der");
     *serial = cf_msgpack_strdup(cf_msgpack_map_get(cf_reply_result(r), "serial"));
     assert_non_null(*serial);
     cf_reply_destroy(&r);
-    OPENSSL_free(der);
-    X509_REQ_free(req);
-    EVP_PKEY_free(key);
     return cert;
 }
 

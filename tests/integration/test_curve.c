@@ -261,35 +261,13 @@ static int s_teardown(void **state)
 /* ca.init NAME (EC) through the admin key, with ACME on or off. */
 static void s_ca(s_fleet_t *f, const char *name, bool acme)
 {
-    char subject[128];
-    snprintf(subject, sizeof subject, "/O=certfleet test/CN=%s", name);
-    cf_reply_t *r = cf_test_call(f->admin, "ca.init",
-                                 json_pack("{s:s, s:s, s:s, s:b}", "name", name, "subject", subject,
-                                           "key_type", "EC", "acme_enabled", acme),
-                                 NULL, 0);
-    cf_test_assert_ok(r, name);
-    cf_reply_destroy(&r);
+    X509_free(cf_test_ca_init(f->admin, name, json_pack("{s:b}", "acme_enabled", acme)));
 }
 
 /* cert.issue from CA through CLIENT with a fresh CSR. Caller owns the reply. */
 static cf_reply_t *s_issue(cf_client_t *client, const char *ca, const char *cn)
 {
-    EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    X509_REQ *req = X509_REQ_new();
-    X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN", MBSTRING_UTF8,
-                               (const unsigned char *)cn, -1, -1, 0);
-    X509_REQ_set_pubkey(req, key);
-    assert_true(X509_REQ_sign(req, key, EVP_sha256()) > 0);
-    unsigned char *der = NULL;
-    int len = i2d_X509_REQ(req, &der);
-    assert_true(len > 0);
-    cf_reply_t *r =
-        cf_test_call(client, "cert.issue",
-                     json_pack("{s:s, s:s}", "ca", ca, "profile", "webserver"), der, (size_t)len);
-    OPENSSL_free(der);
-    X509_REQ_free(req);
-    EVP_PKEY_free(key);
-    return r;
+    return cf_test_issue(client, json_pack("{s:s, s:s}", "ca", ca, "profile", "webserver"), cn);
 }
 
 /* R is the error CODE on FIELD, and its message holds TEXT. */

@@ -21,6 +21,7 @@
 #include "cf_msgpack.h"
 #include "cf_test.h"
 #include "cf_test_fleet.h"
+#include "cf_test_metrics.h"
 
 #define S_ECHO_OK   7 /* sys.echo jobs that succeed */
 #define S_ECHO_FAIL 2 /* sys.echo jobs told to fail with "test_failure" */
@@ -37,67 +38,6 @@ typedef struct {
 
 /* ---- HTTP ---------------------------------------------------------------------------- */
 
-typedef struct {
-    char *data;
-    size_t len;
-} s_body_t;
-
-static size_t s_collect(char *ptr, size_t size, size_t n, void *arg)
-{
-    s_body_t *b = arg;
-    char *data = realloc(b->data, b->len + size * n + 1);
-    assert_non_null(data);
-    memcpy(data + b->len, ptr, size * n);
-    b->data = data;
-    b->len += size * n;
-    b->data[b->len] = '\0';
-    return size * n;
-}
-
-/* GET (or METHOD) PATH on 127.0.0.1:PORT: the status, or -1 when nothing answers; the body
- * into *BODY (caller frees) when asked. */
-static long s_http(int port, const char *method, const char *path, char **body)
-{
-    CURL *curl = curl_easy_init();
-    assert_non_null(curl);
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-    s_body_t b = {NULL, 0};
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, s_collect);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT, 10L);
-    long status = -1;
-    if (curl_easy_perform(curl) == CURLE_OK)
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(curl);
-    if (body)
-        *body = b.data ? b.data : strdup("");
-    else
-        free(b.data);
-    return status;
-}
-
-static char *s_scrape(int port)
-{
-    char *text = NULL;
-    assert_int_equal(s_http(port, "GET", "/metrics", &text), 200);
-    return text;
-}
-
-/* The value of the series SERIES (name and labels exactly as exposed) in TEXT; 0 when it
- * is not there yet (a counter that never moved is not registered). */
-static double s_value(const char *text, const char *series)
-{
-    size_t n = strlen(series);
-    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
-        if (strncmp(p, series, n) == 0 && p[n] == ' ')
-            return strtod(p + n + 1, NULL);
-    }
-    return 0;
-}
-
 /* Wait for SERIES at PORT to read WANT: the broker's gauges follow its 100 ms tick. */
 static void s_wait_value(int port, const char *series, double want)
 {
@@ -105,8 +45,8 @@ static void s_wait_value(int port, const char *series, double want)
     for (int i = 0; i < 200 && have != want; i++) {
         if (i)
             usleep(50 * 1000);
-        char *text = s_scrape(port);
-        have = s_value(text, series);
+        char *text = cf_test_scrape(port);
+        have = cf_test_metric_value(text, series);
         free(text);
     }
     if (have != want)
@@ -122,7 +62,7 @@ static json_t *s_health_wait(int port, long want, const char *need)
     for (int i = 0; i < 200; i++) {
         free(body);
         body = NULL;
-        status = s_http(port, "GET", "/health", &body);
+        status = cf_test_http(port, "GET", "/health", &body, NULL, 0);
         char quoted[64];
         snprintf(quoted, sizeof quoted, "\"%s\":", need);
         if (status == want && strstr(body, quoted))
@@ -230,7 +170,7 @@ static void test_counters_move_by_what_ran(void **state)
     static const char w_inf[] =
         "certfleet_job_duration_seconds_bucket{service=\"sys.echo\",le=\"+Inf\"}";
 
-    char *broker0 = s_scrape(f->broker_port), *worker0 = s_scrape(f->worker_port);
+    char *broker0 = cf_test_scrape(f->broker_port), *worker0 = cf_test_scrape(f->worker_port);
 
     /* One attempt and a long timeout: a resend would make a job count twice, rightly. */
     cf_client_t *c = cf_client_new(f->fleet.endpoint);
@@ -253,15 +193,21 @@ static void test_counters_move_by_what_ran(void **state)
     cf_reply_destroy(&r);
     cf_client_destroy(&c);
 
-    char *broker1 = s_scrape(f->broker_port), *worker1 = s_scrape(f->worker_port);
-    assert_int_equal(s_value(broker1, b_ok) - s_value(broker0, b_ok), S_ECHO_OK);
-    assert_int_equal(s_value(broker1, b_fail) - s_value(broker0, b_fail), S_ECHO_FAIL);
-    assert_int_equal(s_value(broker1, b_unknown) - s_value(broker0, b_unknown), 1);
-    assert_int_equal(s_value(worker1, w_ok) - s_value(worker0, w_ok), S_ECHO_OK);
-    assert_int_equal(s_value(worker1, w_fail) - s_value(worker0, w_fail), S_ECHO_FAIL);
-    assert_int_equal(s_value(worker1, w_count) - s_value(worker0, w_count),
+    char *broker1 = cf_test_scrape(f->broker_port), *worker1 = cf_test_scrape(f->worker_port);
+    assert_int_equal(cf_test_metric_value(broker1, b_ok) - cf_test_metric_value(broker0, b_ok),
+                     S_ECHO_OK);
+    assert_int_equal(cf_test_metric_value(broker1, b_fail) - cf_test_metric_value(broker0, b_fail),
+                     S_ECHO_FAIL);
+    assert_int_equal(
+        cf_test_metric_value(broker1, b_unknown) - cf_test_metric_value(broker0, b_unknown), 1);
+    assert_int_equal(cf_test_metric_value(worker1, w_ok) - cf_test_metric_value(worker0, w_ok),
+                     S_ECHO_OK);
+    assert_int_equal(cf_test_metric_value(worker1, w_fail) - cf_test_metric_value(worker0, w_fail),
+                     S_ECHO_FAIL);
+    assert_int_equal(cf_test_metric_value(worker1, w_count) -
+                         cf_test_metric_value(worker0, w_count),
                      S_ECHO_OK + S_ECHO_FAIL);
-    assert_int_equal(s_value(worker1, w_inf), s_value(worker1, w_count));
+    assert_int_equal(cf_test_metric_value(worker1, w_inf), cf_test_metric_value(worker1, w_count));
     /* The unknown type never reached the worker and never became a label of its own. */
     assert_null(strstr(broker1, "no.such_job"));
     assert_null(strstr(worker1, "no.such_job"));
@@ -270,13 +216,13 @@ static void test_counters_move_by_what_ran(void **state)
     s_wait_value(f->broker_port, "certfleet_broker_workers{service=\"sys.echo\"}", 1);
     s_wait_value(f->broker_port, "certfleet_broker_queue_depth{service=\"sys.echo\"}", 0);
     s_wait_value(f->broker_port, "certfleet_broker_in_flight{service=\"sys.echo\"}", 0);
-    assert_int_equal(s_value(worker1, "certfleet_worker_in_flight"), 0);
-    assert_int_equal(s_value(worker1, "certfleet_worker_broker_connected"), 1);
+    assert_int_equal(cf_test_metric_value(worker1, "certfleet_worker_in_flight"), 0);
+    assert_int_equal(cf_test_metric_value(worker1, "certfleet_worker_broker_connected"), 1);
     assert_non_null(strstr(broker1, "# TYPE certfleet_broker_requeued_total counter\n"));
     assert_non_null(strstr(broker1, "# TYPE certfleet_broker_duplicates_total counter\n"));
     assert_non_null(strstr(broker1, "certfleet_build_info{program=\"certfleet-broker\""));
     assert_non_null(strstr(worker1, "certfleet_build_info{program=\"certfleet-signer\""));
-    assert_true(s_value(worker1, "certfleet_process_start_time_seconds") > 0);
+    assert_true(cf_test_metric_value(worker1, "certfleet_process_start_time_seconds") > 0);
     free(broker0);
     free(broker1);
     free(worker0);
@@ -299,12 +245,12 @@ static void test_health_and_paths(void **state)
     assert_true(s_check_ok(h, "redis"));
     json_decref(h);
 
-    assert_int_equal(s_http(f->broker_port, "GET", "/", NULL), 404);
-    assert_int_equal(s_http(f->worker_port, "GET", "/jobs", NULL), 404);
-    assert_int_equal(s_http(f->worker_port, "POST", "/metrics", NULL), 405);
-    assert_int_equal(s_http(f->broker_port, "PUT", "/health", NULL), 405);
+    assert_int_equal(cf_test_http(f->broker_port, "GET", "/", NULL, NULL, 0), 404);
+    assert_int_equal(cf_test_http(f->worker_port, "GET", "/jobs", NULL, NULL, 0), 404);
+    assert_int_equal(cf_test_http(f->worker_port, "POST", "/metrics", NULL, NULL, 0), 405);
+    assert_int_equal(cf_test_http(f->broker_port, "PUT", "/health", NULL, NULL, 0), 405);
     /* Still serving after the bad requests. */
-    assert_int_equal(s_http(f->broker_port, "GET", "/metrics", NULL), 200);
+    assert_int_equal(cf_test_http(f->broker_port, "GET", "/metrics", NULL, NULL, 0), 200);
 }
 
 static void test_health_without_postgres(void **state)
@@ -337,9 +283,10 @@ static void test_health_without_postgres(void **state)
     assert_non_null(strstr(detail, "could not connect to PostgreSQL"));
     json_decref(h);
 
-    char *text = s_scrape(f->lonely_port);
-    assert_true(s_value(text, "certfleet_postgres_errors_total{kind=\"connect\"}") >= 1);
-    assert_int_equal(s_value(text, "certfleet_worker_broker_connected"), 0);
+    char *text = cf_test_scrape(f->lonely_port);
+    assert_true(cf_test_metric_value(text, "certfleet_postgres_errors_total{kind=\"connect\"}") >=
+                1);
+    assert_int_equal(cf_test_metric_value(text, "certfleet_worker_broker_connected"), 0);
     free(text);
 }
 

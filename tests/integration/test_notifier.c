@@ -70,9 +70,7 @@ static int s_setup(void **state)
     }
     if (cf_test_fleet_wait_workers(&f->fleet, 3, 10000) != 0)
         fail_msg("broker never reported 3 workers");
-    f->client = cf_client_new(f->fleet.endpoint);
-    cf_client_set_timeout(f->client, 20000);
-    cf_client_set_attempts(f->client, 3);
+    f->client = cf_test_client(f->fleet.endpoint, 20000, 3);
     f->pg = cf_pg_new(f->fleet.conninfo);
     *state = f;
     return 0;
@@ -122,47 +120,17 @@ static void s_expect_error(s_fleet_t *f, const char *type, json_t *params, const
     cf_reply_destroy(&r);
 }
 
-static void s_ca(s_fleet_t *f, const char *name)
-{
-    char subject[128];
-    snprintf(subject, sizeof subject, "/O=certfleet test/CN=%s", name);
-    cf_reply_t *r = cf_test_call(
-        f->client, "ca.init",
-        json_pack("{s:s, s:s, s:s}", "name", name, "subject", subject, "key_type", "EC"), NULL, 0);
-    cf_test_assert_ok(r, name);
-    cf_reply_destroy(&r);
-}
-
-/* A DER CSR for CN (caller frees with OPENSSL_free); *LEN its length. */
-static unsigned char *s_csr(const char *cn, int *len)
-{
-    EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    X509_REQ *req = X509_REQ_new();
-    X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN", MBSTRING_UTF8,
-                               (const unsigned char *)cn, -1, -1, 0);
-    X509_REQ_set_pubkey(req, key);
-    assert_true(X509_REQ_sign(req, key, EVP_sha256()) > 0);
-    unsigned char *der = NULL;
-    *len = i2d_X509_REQ(req, &der);
-    assert_true(*len > 0);
-    X509_REQ_free(req);
-    EVP_PKEY_free(key);
-    return der;
-}
-
 /* cert.issue from CA for CN, expiring SECONDS from now, watched by WATCHERS (a JSON list,
  * consumed, or NULL). The serial (caller frees); the reply's watchers into *LINKED when not
  * NULL (caller owns). */
 static char *s_issue(s_fleet_t *f, const char *ca, const char *cn, int64_t seconds,
                      json_t *watchers, json_t **linked)
 {
-    int len;
-    unsigned char *der = s_csr(cn, &len);
     json_t *p = json_pack("{s:s, s:s, s:I}", "ca", ca, "profile", "webserver", "expires",
                           (json_int_t)(time(NULL) + seconds));
     if (watchers)
         json_object_set_new(p, "watchers", watchers);
-    cf_reply_t *r = cf_test_call(f->client, "cert.issue", p, der, (size_t)len);
+    cf_reply_t *r = cf_test_issue(f->client, p, cn);
     cf_test_assert_ok(r, cn);
     char *serial = cf_msgpack_strdup(cf_msgpack_map_get(cf_reply_result(r), "serial"));
     assert_non_null(serial);
@@ -176,7 +144,6 @@ static char *s_issue(s_fleet_t *f, const char *ca, const char *cn, int64_t secon
         *linked = json_incref(got);
     json_decref(doc);
     cf_reply_destroy(&r);
-    OPENSSL_free(der);
     return serial;
 }
 
@@ -223,7 +190,7 @@ static int s_mails_to(s_fleet_t *f, const char *rcpt, const char *needle)
 static void test_bad_input(void **state)
 {
     s_fleet_t *f = *state;
-    s_ca(f, "root");
+    X509_free(cf_test_ca_init(f->client, "root", NULL));
     const char *type = "notify.expiring";
     s_expect_error(f, type, json_pack("{s:s}", "thresholds", "30"), NULL, 0, "invalid_type",
                    "params.thresholds");
@@ -246,7 +213,7 @@ static void test_bad_input(void **state)
                    "params.frobnicate");
 
     int len;
-    unsigned char *der = s_csr("bad.example.com", &len);
+    unsigned char *der = cf_test_csr("bad.example.com", &len);
     static const struct {
         const char *json;  /* the watchers param */
         const char *code;  /* expected error */

@@ -99,23 +99,9 @@ static void s_start_fleet(s_fleet_t *f)
     f->ocsp[1] = s_start(f, "certfleet-ocsp", "ocsp1.log");
     if (cf_test_fleet_wait_workers(&f->fleet, 3, 10000) != 0)
         fail_msg("broker never reported 3 workers");
-    f->client = cf_client_new(f->fleet.endpoint);
-    cf_client_set_timeout(f->client, 20000);
-    cf_client_set_attempts(f->client, 6);
+    f->client = cf_test_client(f->fleet.endpoint, 20000, 6);
     f->pg = cf_pg_new(f->fleet.conninfo);
-    char host[64];
-    int port;
-    assert_int_equal(cf_test_redis(host, sizeof host, &port), 0);
-    cf_config_t *cfg = cf_config_new();
-    char text[16];
-    snprintf(text, sizeof text, "%d", port);
-    cf_config_set(cfg, "redis", "host", host);
-    cf_config_set(cfg, "redis", "port", text);
-    snprintf(text, sizeof text, "%d", f->redis_db);
-    cf_config_set(cfg, "redis", "db", text);
-    f->redis = cf_redis_new_from_config(cfg);
-    cf_config_destroy(&cfg);
-    assert_non_null(f->redis);
+    f->redis = cf_test_redis_db(f->redis_db);
 }
 
 static long s_count(s_fleet_t *f, const char *sql)
@@ -166,29 +152,13 @@ static int64_t s_get_int(const cf_reply_t *r, const char *key)
     return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (int64_t)o->via.u64 : o->via.i64;
 }
 
-static X509 *s_get_cert(const cf_reply_t *r, const char *key)
-{
-    const msgpack_object *der = s_get(r, key);
-    assert_int_equal(der->type, MSGPACK_OBJECT_BIN);
-    const unsigned char *p = (const unsigned char *)der->via.bin.ptr;
-    X509 *cert = d2i_X509(NULL, &p, (long)der->via.bin.size);
-    assert_non_null(cert);
-    return cert;
-}
-
 /* An EC root CA called NAME with common name CN; its certificate (caller owns). */
 static X509 *s_ca_init(s_fleet_t *f, const char *name, const char *cn)
 {
     char subject[256];
     snprintf(subject, sizeof subject, "CN=%s,O=certfleet test", cn);
-    cf_reply_t *r = s_call(f, "ca.init",
-                           json_pack("{s:s, s:s, s:s, s:s}", "name", name, "subject", subject,
-                                     "key_type", "EC", "algorithm", "SHA-256"),
-                           NULL, 0);
-    s_assert_ok(r, "ca.init");
-    X509 *cert = s_get_cert(r, "der");
-    cf_reply_destroy(&r);
-    return cert;
+    return cf_test_ca_init(f->client, name,
+                           json_pack("{s:s, s:s}", "subject", subject, "algorithm", "SHA-256"));
 }
 
 static cf_reply_t *s_keygen(s_fleet_t *f, const char *ca, bool force)
@@ -199,22 +169,10 @@ static cf_reply_t *s_keygen(s_fleet_t *f, const char *ca, bool force)
 /* A certificate issued by CA for CN (caller owns). */
 static X509 *s_issue(s_fleet_t *f, const char *ca, const char *cn)
 {
-    EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    X509_REQ *req = X509_REQ_new();
-    X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN", MBSTRING_UTF8,
-                               (const unsigned char *)cn, -1, -1, 0);
-    X509_REQ_set_pubkey(req, key);
-    assert_true(X509_REQ_sign(req, key, EVP_sha256()) > 0);
-    unsigned char *der = NULL;
-    int len = i2d_X509_REQ(req, &der);
-    assert_true(len > 0);
-    cf_reply_t *r = s_call(f, "cert.issue", json_pack("{s:s}", "ca", ca), der, (size_t)len);
+    cf_reply_t *r = cf_test_issue(f->client, json_pack("{s:s}", "ca", ca), cn);
     s_assert_ok(r, "cert.issue");
-    X509 *cert = s_get_cert(r, "der");
+    X509 *cert = cf_test_reply_cert(r, "der");
     cf_reply_destroy(&r);
-    OPENSSL_free(der);
-    X509_REQ_free(req);
-    EVP_PKEY_free(key);
     return cert;
 }
 
@@ -247,7 +205,7 @@ static void test_keygen(void **state)
     cf_reply_t *r = s_keygen(f, "root", false);
     s_assert_ok(r, "ocsp.keygen");
     assert_true(s_get(r, "renewed")->via.boolean);
-    X509 *cert = s_get_cert(r, "certificate");
+    X509 *cert = cf_test_reply_cert(r, "certificate");
     char *serial = cf_msgpack_strdup(s_get(r, "serial"));
     char *key_type = cf_msgpack_strdup(s_get(r, "key_type"));
     assert_string_equal(key_type, "EC");
@@ -305,7 +263,7 @@ static void test_keygen(void **state)
                          "key_backend", "storages"),
                NULL, 0);
     s_assert_ok(r, "ocsp.keygen long");
-    X509 *cert2 = s_get_cert(r, "certificate");
+    X509 *cert2 = cf_test_reply_cert(r, "certificate");
     assert_true(
         X509_NAME_get_text_by_NID(X509_get_subject_name(cert2), NID_commonName, cn, sizeof cn) > 0);
     assert_int_equal(strlen(cn), 64);
@@ -492,9 +450,7 @@ static void test_presign(void **state)
     s_fleet_t *f = *state;
     s_start_fleet(f);
     X509 *ca = s_ca_init(f, "bulk", "certfleet OCSP bulk");
-    cf_reply_t *r = s_keygen(f, "bulk", false);
-    s_assert_ok(r, "ocsp.keygen");
-    cf_reply_destroy(&r);
+    cf_test_ocsp_responder(f->client, "bulk");
     long ca_id = s_count(f, "SELECT id FROM certificate_authorities WHERE name = 'bulk'");
     /* Two real certificates (for openssl ocsp), and 20,000 rows with a dummy DER: presign
      * reads serials and statuses only. A few serials have the high bit set; some rows expired
@@ -564,7 +520,8 @@ static void test_presign(void **state)
     }
     free(serials);
     assert_int_equal(dropped, 20);
-    r = s_call(f, "ocsp.presign",
+    cf_reply_t *r =
+        s_call(f, "ocsp.presign",
                json_pack("{s:s, s:i, s:i}", "ca", "bulk", "shards", S_SHARDS, "shard", 0), NULL, 0);
     s_assert_ok(r, "ocsp.presign after an interrupted run");
     assert_int_equal(s_get_int(r, "signed"), 0);

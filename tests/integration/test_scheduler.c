@@ -17,7 +17,6 @@
 
 #include <cmocka.h>
 
-#include <curl/curl.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
@@ -34,6 +33,7 @@
 #include "cf_test.h"
 #include "cf_test_fleet.h"
 #include "cf_test_jobs.h"
+#include "cf_test_metrics.h"
 
 #define S_WAIT_MS 30000 /* longest wait for something the fleet should do */
 #define S_SHARDS  2     /* the CA's CRL shards */
@@ -45,7 +45,6 @@ typedef struct {
     int metrics_port;                /* the first scheduler's metrics port */
     cf_client_t *client;             /* for one job at a time */
     int redis_db;                    /* the Redis database this test uses */
-    char redis_db_text[8];           /* the same as text */
     cf_redis_t *redis;               /* our own connection to it */
     cf_pg_t *pg;                     /* our own connection to the database */
     char ca_id[32];                  /* the CA's id */
@@ -59,7 +58,6 @@ static int s_setup(void **state)
     /* The lock is "lock:scheduler" whatever the database: a Redis database of our own keeps
      * this test apart from any other fleet on the same Redis. */
     f->redis_db = 2 + (int)(getpid() % 14);
-    snprintf(f->redis_db_text, sizeof f->redis_db_text, "%d", f->redis_db);
     *state = f;
     return 0;
 }
@@ -153,21 +151,9 @@ static void s_start_fleet(s_fleet_t *f)
     f->ocsp = s_start(f, "certfleet-ocsp", "ocsp.log");
     if (cf_test_fleet_wait_workers(&f->fleet, 3, 10000) != 0)
         fail_msg("broker never reported 3 workers");
-    f->client = cf_client_new(f->fleet.endpoint);
-    cf_client_set_timeout(f->client, 20000);
-    cf_client_set_attempts(f->client, 6);
+    f->client = cf_test_client(f->fleet.endpoint, 20000, 6);
     f->pg = cf_pg_new(f->fleet.conninfo);
-    char host[64], port_text[16];
-    int port;
-    assert_int_equal(cf_test_redis(host, sizeof host, &port), 0);
-    snprintf(port_text, sizeof port_text, "%d", port);
-    cf_config_t *cfg = cf_config_new();
-    cf_config_set(cfg, "redis", "host", host);
-    cf_config_set(cfg, "redis", "port", port_text);
-    cf_config_set(cfg, "redis", "db", f->redis_db_text);
-    f->redis = cf_redis_new_from_config(cfg);
-    cf_config_destroy(&cfg);
-    assert_non_null(f->redis);
+    f->redis = cf_test_redis_db(f->redis_db);
     /* A lock or fence left by an earlier run on this database number would skew the test. */
     redisReply *r = cf_redis_command(f->redis, "DEL lock:scheduler fence:scheduler");
     assert_non_null(r);
@@ -177,38 +163,19 @@ static void s_start_fleet(s_fleet_t *f)
 /* An EC root CA "root" with S_SHARDS CRL shards, its OCSP responder and three certificates. */
 static void s_make_pki(s_fleet_t *f)
 {
-    cf_reply_t *r =
-        cf_test_call(f->client, "ca.init",
-                     json_pack("{s:s, s:s, s:s, s:s, s:i}", "name", "root", "subject",
-                               "CN=certfleet scheduler root,O=certfleet test", "key_type", "EC",
-                               "algorithm", "SHA-256", "crl_shards", S_SHARDS),
-                     NULL, 0);
-    cf_test_assert_ok(r, "ca.init");
-    cf_reply_destroy(&r);
-    r = cf_test_call(f->client, "ocsp.keygen", json_pack("{s:s}", "ca", "root"), NULL, 0);
-    cf_test_assert_ok(r, "ocsp.keygen");
-    cf_reply_destroy(&r);
+    X509_free(cf_test_ca_init(f->client, "root",
+                              json_pack("{s:s, s:s, s:i}", "subject",
+                                        "CN=certfleet scheduler root,O=certfleet test", "algorithm",
+                                        "SHA-256", "crl_shards", S_SHARDS)));
+    cf_test_ocsp_responder(f->client, "root");
     for (int i = 0; i < 3; i++) {
-        EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-        X509_REQ *req = X509_REQ_new();
         char cn[64];
         snprintf(cn, sizeof cn, "host%d.example.com", i);
-        X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN", MBSTRING_UTF8,
-                                   (const unsigned char *)cn, -1, -1, 0);
-        X509_REQ_set_pubkey(req, key);
-        assert_true(X509_REQ_sign(req, key, EVP_sha256()) > 0);
-        unsigned char *der = NULL;
-        int len = i2d_X509_REQ(req, &der);
-        assert_true(len > 0);
-        r = cf_test_call(f->client, "cert.issue", json_pack("{s:s}", "ca", "root"), der,
-                         (size_t)len);
+        cf_reply_t *r = cf_test_issue(f->client, json_pack("{s:s}", "ca", "root"), cn);
         cf_test_assert_ok(r, "cert.issue");
         f->serials[i] = cf_msgpack_strdup(cf_msgpack_map_get(cf_reply_result(r), "serial"));
         assert_non_null(f->serials[i]);
         cf_reply_destroy(&r);
-        OPENSSL_free(der);
-        X509_REQ_free(req);
-        EVP_PKEY_free(key);
     }
     char *id = cf_test_query(f->pg, "SELECT id FROM certificate_authorities WHERE name = 'root'");
     snprintf(f->ca_id, sizeof f->ca_id, "%s", id);
@@ -229,58 +196,21 @@ static void s_job_id_hex(const char *task, const char *ca_id, const char *scope,
         snprintf(hex + 2 * i, 3, "%02x", md[i]);
 }
 
-/* GET http://127.0.0.1:PORT/PATH into a malloc'd string (NULL on failure). */
-typedef struct {
-    char *data;
-    size_t len;
-} s_body_t;
-
-static size_t s_body_write(char *ptr, size_t size, size_t n, void *arg)
-{
-    s_body_t *b = arg;
-    char *grown = realloc(b->data, b->len + size * n + 1);
-    if (!grown)
-        return 0;
-    memcpy(grown + b->len, ptr, size * n);
-    b->len += size * n;
-    grown[b->len] = '\0';
-    b->data = grown;
-    return size * n;
-}
-
-static char *s_http_get(int port, const char *path)
-{
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-    s_body_t body = {0};
-    CURL *curl = curl_easy_init();
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, s_body_write);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
-    CURLcode rc = curl_easy_perform(curl);
-    curl_easy_cleanup(curl);
-    if (rc != CURLE_OK) {
-        free(body.data);
-        return NULL;
-    }
-    return body.data;
-}
-
 /* Wait until PATH (/metrics or /health) of the first scheduler shows LINE. */
 static void s_wait_http(s_fleet_t *f, const char *path, const char *line)
 {
     char *text = NULL;
+    long status = -1;
     for (int waited = 0; waited <= S_WAIT_MS; waited += 200) {
         free(text);
-        text = s_http_get(f->metrics_port, path);
-        if (text && strstr(text, line)) {
+        status = cf_test_http(f->metrics_port, "GET", path, &text, NULL, 0);
+        if (status >= 0 && strstr(text, line)) {
             free(text);
             return;
         }
         usleep(200 * 1000);
     }
-    fail_msg("%s never showed \"%s\":\n%s", path, line, text ? text : "(no answer)");
+    fail_msg("%s never showed \"%s\":\n%s", path, line, status >= 0 ? text : "(no answer)");
 }
 
 /* ---- 1. one leader, failover, each period once ------------------------------------------ */

@@ -27,6 +27,7 @@
 #include "cf_metrics.h"
 #include "cf_msgpack.h"
 #include "cf_test.h"
+#include "cf_test_metrics.h"
 
 /* The rendered text (freed by the caller). */
 static char *s_render(void)
@@ -375,59 +376,6 @@ static void test_health(void **state)
 
 /* ---- the HTTP server -------------------------------------------------------------------- */
 
-typedef struct {
-    char *data;
-    size_t len;
-} s_body_t;
-
-static size_t s_collect(char *ptr, size_t size, size_t n, void *arg)
-{
-    s_body_t *b = arg;
-    char *data = realloc(b->data, b->len + size * n + 1);
-    assert_non_null(data);
-    memcpy(data + b->len, ptr, size * n);
-    b->data = data;
-    b->len += size * n;
-    b->data[b->len] = '\0';
-    return size * n;
-}
-
-/* METHOD PATH on the metrics port: the status; the body into *BODY (caller frees) if asked. */
-static long s_http(int port, const char *method, const char *path, char **body, char *ctype,
-                   size_t ctype_len)
-{
-    CURL *curl = curl_easy_init();
-    assert_non_null(curl);
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-    s_body_t b = {NULL, 0};
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
-    if (strcmp(method, "HEAD") == 0)
-        curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
-    if (strcmp(method, "POST") == 0)
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, "x=1");
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, s_collect);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT, 10L);
-    CURLcode rc = curl_easy_perform(curl);
-    if (rc != CURLE_OK)
-        fail_msg("%s %s: %s", method, url, curl_easy_strerror(rc));
-    long status = 0;
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    if (ctype) {
-        char *ct = NULL;
-        curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &ct);
-        snprintf(ctype, ctype_len, "%s", ct ? ct : "");
-    }
-    curl_easy_cleanup(curl);
-    if (body)
-        *body = b.data ? b.data : strdup("");
-    else
-        free(b.data);
-    return status;
-}
-
 static void test_server(void **state)
 {
     cf_config_t *cfg = cf_config_new();
@@ -439,7 +387,7 @@ static void test_server(void **state)
     assert_int_equal(cf_metrics_port(), port);
 
     char *body = NULL, ctype[128];
-    assert_int_equal(s_http(port, "GET", "/metrics", &body, ctype, sizeof ctype), 200);
+    assert_int_equal(cf_test_http(port, "GET", "/metrics", &body, ctype, sizeof ctype), 200);
     assert_string_equal(ctype, "text/plain; version=0.0.4; charset=utf-8");
     assert_non_null(strstr(body, "# TYPE certfleet_build_info gauge\n"));
     assert_non_null(strstr(body, "certfleet_build_info{program=\"test-metrics\",version=\""));
@@ -447,7 +395,7 @@ static void test_server(void **state)
     assert_non_null(strstr(body, "\nt_jobs_total{kind=\"a\",outcome=\"ok\"} 5\n"));
     free(body);
 
-    assert_int_equal(s_http(port, "GET", "/health", &body, ctype, sizeof ctype), 200);
+    assert_int_equal(cf_test_http(port, "GET", "/health", &body, ctype, sizeof ctype), 200);
     assert_string_equal(ctype, "application/json");
     json_t *j = json_loads(body, 0, NULL);
     assert_non_null(j);
@@ -457,18 +405,18 @@ static void test_server(void **state)
     free(body);
 
     cf_health_set("postgres", false, "connection refused");
-    assert_int_equal(s_http(port, "GET", "/health", &body, NULL, 0), 503);
+    assert_int_equal(cf_test_http(port, "GET", "/health", &body, NULL, 0), 503);
     assert_non_null(strstr(body, "connection refused"));
     free(body);
     cf_health_set("postgres", true, "");
 
-    assert_int_equal(s_http(port, "HEAD", "/metrics", NULL, NULL, 0), 200);
-    assert_int_equal(s_http(port, "GET", "/", NULL, NULL, 0), 404);
-    assert_int_equal(s_http(port, "GET", "/metrics/extra", NULL, NULL, 0), 404);
-    assert_int_equal(s_http(port, "GET", "/metrics?x=1", NULL, NULL, 0), 200);
-    assert_int_equal(s_http(port, "POST", "/metrics", NULL, NULL, 0), 405);
-    assert_int_equal(s_http(port, "DELETE", "/health", NULL, NULL, 0), 405);
-    assert_int_equal(s_http(port, "POST", "/nowhere", NULL, NULL, 0), 404);
+    assert_int_equal(cf_test_http(port, "HEAD", "/metrics", NULL, NULL, 0), 200);
+    assert_int_equal(cf_test_http(port, "GET", "/", NULL, NULL, 0), 404);
+    assert_int_equal(cf_test_http(port, "GET", "/metrics/extra", NULL, NULL, 0), 404);
+    assert_int_equal(cf_test_http(port, "GET", "/metrics?x=1", NULL, NULL, 0), 200);
+    assert_int_equal(cf_test_http(port, "POST", "/metrics", NULL, NULL, 0), 405);
+    assert_int_equal(cf_test_http(port, "DELETE", "/health", NULL, NULL, 0), 405);
+    assert_int_equal(cf_test_http(port, "POST", "/nowhere", NULL, NULL, 0), 404);
 
     /* Starting again is harmless; stopping turns it off. */
     assert_int_equal(cf_metrics_start(cfg, "test-metrics"), 0);
