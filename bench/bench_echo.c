@@ -3,8 +3,11 @@
  * the same run (the peer: what the wire costs with no broker, no worker, no decoding).
  *
  *   certfleet-bench-echo --endpoint tcp://127.0.0.1:5555 [--type sys.ping] [--seconds 3]
- *                        [--depths 1,16,256] [--size 200]
- */
+ *                        [--depths 1,16,256] [--size 200] [--config FILE]
+ *
+ * With --config the client comes from that file (endpoint and [curve] keys): against a
+ * fleet that runs with CURVE, the raw echo then runs with CURVE too (keys made on the spot),
+ * so that the ratio compares like with like. */
 #include <czmq.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +16,11 @@
 #include <sys/wait.h>
 
 #include "cf_client.h"
+#include "cf_curve.h"
+#include "cf_log.h"
+
+/* The raw echo's CURVE keys, when the fleet runs with CURVE (else NULL). */
+static zcert_t *s_raw_server_cert, *s_raw_client_cert;
 
 typedef struct {
     double rate;   /* round trips per second */
@@ -48,6 +56,11 @@ static pid_t s_raw_server(const char *endpoint)
         return pid;
     void *ctx = zmq_ctx_new();
     void *router = zmq_socket(ctx, ZMQ_ROUTER);
+    if (s_raw_server_cert) {
+        int on = 1;
+        zmq_setsockopt(router, ZMQ_CURVE_SERVER, &on, sizeof on);
+        zmq_setsockopt(router, ZMQ_CURVE_SECRETKEY, zcert_secret_key(s_raw_server_cert), 32);
+    }
     int hwm = 1000000;
     zmq_setsockopt(router, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(router, ZMQ_RCVHWM, &hwm, sizeof hwm);
@@ -72,6 +85,11 @@ static void s_raw_run(const char *endpoint, int depth, double seconds, size_t si
     zmq_setsockopt(dealer, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(dealer, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(dealer, ZMQ_LINGER, &linger, sizeof linger);
+    if (s_raw_server_cert) {
+        zmq_setsockopt(dealer, ZMQ_CURVE_SERVERKEY, zcert_public_key(s_raw_server_cert), 32);
+        zmq_setsockopt(dealer, ZMQ_CURVE_PUBLICKEY, zcert_public_key(s_raw_client_cert), 32);
+        zmq_setsockopt(dealer, ZMQ_CURVE_SECRETKEY, zcert_secret_key(s_raw_client_cert), 32);
+    }
     zmq_connect(dealer, endpoint);
     uint8_t *msg = calloc(1, size < 8 ? 8 : size);
     size_t cap = 1 << 22, n = 0;
@@ -104,10 +122,14 @@ static void s_raw_run(const char *endpoint, int depth, double seconds, size_t si
     zmq_ctx_term(ctx);
 }
 
-static void s_fleet_run(const char *endpoint, const char *type, int depth, double seconds,
-                        size_t size, s_result_t *r)
+static void s_fleet_run(const char *endpoint, cf_config_t *config, const char *type, int depth,
+                        double seconds, size_t size, s_result_t *r)
 {
-    cf_client_t *c = cf_client_new(endpoint);
+    cf_client_t *c = config ? cf_client_new_from_config(config) : cf_client_new(endpoint);
+    if (!c) {
+        fprintf(stderr, "certfleet-bench-echo: no client (see the log above)\n");
+        exit(1);
+    }
     cf_client_set_timeout(c, 30000);
     /* Params of about SIZE bytes, so both sides move the same payload. */
     msgpack_sbuffer params;
@@ -162,6 +184,7 @@ static void s_fleet_run(const char *endpoint, const char *type, int depth, doubl
 int main(int argc, char **argv)
 {
     const char *endpoint = "tcp://127.0.0.1:5555", *type = "sys.ping", *depths = "1,16,256";
+    const char *config_path = NULL;
     double seconds = 3;
     size_t size = 200;
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -175,16 +198,40 @@ int main(int argc, char **argv)
             depths = argv[i + 1];
         else if (strcmp(argv[i], "--size") == 0)
             size = (size_t)atol(argv[i + 1]);
+        else if (strcmp(argv[i], "--config") == 0)
+            config_path = argv[i + 1];
     }
     zsys_init();
     zsys_set_logstream(NULL);
+    cf_config_t *config = NULL;
+    bool curve = false;
+    if (config_path) {
+        char err[512] = "";
+        if (!(config = cf_config_load(config_path, err, sizeof err))) {
+            fprintf(stderr, "certfleet-bench-echo: %s\n", err);
+            return 1;
+        }
+        cf_log_configure(config, "certfleet-bench-echo");
+        endpoint = cf_config_get(config, "broker", "endpoint", endpoint);
+        cf_curve_t *keys = cf_curve_new(config, CF_CURVE_CLIENT, err, sizeof err);
+        if (!keys) {
+            fprintf(stderr, "certfleet-bench-echo: %s\n", err);
+            return 1;
+        }
+        curve = !cf_curve_insecure(keys);
+        cf_curve_destroy(&keys);
+    }
+    if (curve) {
+        s_raw_server_cert = zcert_new();
+        s_raw_client_cert = zcert_new();
+    }
     char raw_ep[64];
     snprintf(raw_ep, sizeof raw_ep, "tcp://127.0.0.1:%d", 20000 + (int)(getpid() % 20000));
     pid_t raw = s_raw_server(raw_ep);
     usleep(200 * 1000);
     printf("# %s through the broker vs raw ZeroMQ DEALER->ROUTER echo, %zu-byte payload, %.0f s "
-           "per cell\n",
-           type, size, seconds);
+           "per cell%s\n",
+           type, size, seconds, curve ? ", both with CURVE" : "");
     printf("| in flight | raw round trips/s | raw p50 us | raw p99 us | certfleet jobs/s | p50 us "
            "| p99 us | certfleet / raw |\n");
     printf("|---:|---:|---:|---:|---:|---:|---:|---:|\n");
@@ -193,7 +240,7 @@ int main(int argc, char **argv)
         int depth = atoi(tok);
         s_result_t a, b;
         s_raw_run(raw_ep, depth, seconds, size, &a);
-        s_fleet_run(endpoint, type, depth, seconds, size, &b);
+        s_fleet_run(endpoint, config, type, depth, seconds, size, &b);
         printf("| %d | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.2f |\n", depth, a.rate, a.p50_us,
                a.p99_us, b.rate, b.p50_us, b.p99_us, a.rate > 0 ? b.rate / a.rate : 0);
         fflush(stdout);
@@ -201,5 +248,8 @@ int main(int argc, char **argv)
     free(list);
     kill(raw, SIGTERM);
     waitpid(raw, NULL, 0);
+    zcert_destroy(&s_raw_server_cert);
+    zcert_destroy(&s_raw_client_cert);
+    cf_config_destroy(&config);
     return 0;
 }

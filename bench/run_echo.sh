@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # Broker benchmark: starts a broker and WORKERS workers on a free loopback port (no database
 # needed for sys.ping), runs certfleet-bench-echo next to the raw ZeroMQ echo, stops them.
-#   bench/run_echo.sh [--workers N] [--seconds S] [--depths 1,16,256] [--type sys.ping]
+#   bench/run_echo.sh [--workers N] [--seconds S] [--depths 1,16,256] [--type sys.ping] [--curve]
+# --curve: the fleet with CURVE keys (deploy/make-keys.sh), the raw echo with CURVE as well.
 # For the durable sys.echo, run it against a local fleet instead:
 #   deploy/local.sh up && build/bench/certfleet-bench-echo --endpoint tcp://127.0.0.1:25555 --type sys.echo
 set -euo pipefail
 cd "$(dirname "$0")/.."
-workers=2 seconds=3 depths=1,16,256 type=sys.ping
+workers=2 seconds=3 depths=1,16,256 type=sys.ping curve=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --workers) workers=$2; shift 2 ;;
     --seconds) seconds=$2; shift 2 ;;
     --depths) depths=$2; shift 2 ;;
     --type) type=$2; shift 2 ;;
-    *) echo "usage: $0 [--workers N] [--seconds S] [--depths LIST] [--type TYPE]" >&2; exit 2 ;;
+    --curve) curve=1; shift ;;
+    *) echo "usage: $0 [--workers N] [--seconds S] [--depths LIST] [--type TYPE] [--curve]" >&2; exit 2 ;;
   esac
 done
 [ -x build/bench/certfleet-bench-echo ] || { cmake -B build -S . >/dev/null && cmake --build build -j2 >/dev/null; }
@@ -29,14 +31,21 @@ endpoint = tcp://127.0.0.1:$port
 credit = 256
 [log]
 level = warn
-[curve]
-insecure = true
 CONF
-build/bin/certfleet-broker --config "$dir/bench.conf" 2>"$dir/broker.log" & pids+=($!)
+if [ $curve = 1 ]; then
+  deploy/make-keys.sh "$dir/keys" build/bin/certfleet >/dev/null
+  printf '[curve]\nbroker_public_key_file = %s\nclients_dir = %s\n' \
+    "$dir/keys/broker.pub" "$dir/keys/clients" >>"$dir/bench.conf"
+else
+  printf '[curve]\ninsecure = true\n' >>"$dir/bench.conf"
+fi
+CERTFLEET_CURVE_SECRET_KEY_FILE=$dir/keys/broker.key \
+  build/bin/certfleet-broker --config "$dir/bench.conf" 2>"$dir/broker.log" & pids+=($!)
 for i in $(seq 1 "$workers"); do
-  build/bin/certfleet-signer --config "$dir/bench.conf" --name "bench-$i" 2>"$dir/worker$i.log" & pids+=($!)
+  CERTFLEET_CURVE_SECRET_KEY_FILE=$dir/keys/worker.key \
+    build/bin/certfleet-signer --config "$dir/bench.conf" --name "bench-$i" 2>"$dir/worker$i.log" & pids+=($!)
 done
 sleep 1
-echo "# $(nproc) cores, $workers worker process(es), $(date -u +%Y-%m-%dT%H:%MZ)"
-build/bench/certfleet-bench-echo --endpoint "tcp://127.0.0.1:$port" --type "$type" \
-  --seconds "$seconds" --depths "$depths"
+echo "# $(nproc) cores, $workers worker process(es), $([ $curve = 1 ] && echo CURVE || echo plain TCP), $(date -u +%Y-%m-%dT%H:%MZ)"
+CERTFLEET_CURVE_SECRET_KEY_FILE=$dir/keys/admin.key build/bench/certfleet-bench-echo \
+  --config "$dir/bench.conf" --type "$type" --seconds "$seconds" --depths "$depths"
