@@ -50,6 +50,20 @@ static const char s_finish_sql[] =
     " error = $5 WHERE task = $1 AND period = $2::bigint";
 static const char s_purge_sql[] =
     "DELETE FROM scheduler_runs WHERE submitted_at < now() - make_interval(days => $1::integer)";
+/* ACME orders that expired more than $1 days ago without a certificate, with their
+ * authorizations, challenges and finalize rows, at most 10,000 orders a time (the rest next
+ * hour). Valid orders (a certificate was issued) are kept. One statement: the foreign keys
+ * are checked at its end, when children and parents are gone together. */
+static const char s_acme_purge_sql[] =
+    "WITH o AS (SELECT id FROM acme_orders WHERE status <> 'valid'"
+    " AND expires < now() - make_interval(days => $1::integer)"
+    " AND NOT EXISTS (SELECT 1 FROM acme_certificates c WHERE c.order_id = acme_orders.id"
+    " AND c.certificate_id IS NOT NULL) ORDER BY id LIMIT 10000),"
+    " a AS (SELECT id FROM acme_authorizations WHERE order_id IN (SELECT id FROM o)),"
+    " ch AS (DELETE FROM acme_challenges WHERE authorization_id IN (SELECT id FROM a)),"
+    " fin AS (DELETE FROM acme_certificates WHERE order_id IN (SELECT id FROM o)),"
+    " au AS (DELETE FROM acme_authorizations WHERE id IN (SELECT id FROM a))"
+    " DELETE FROM acme_orders WHERE id IN (SELECT id FROM o)";
 /* Raise fence:scheduler to at least ARGV[1]: after Redis lost its data the counter starts
  * again from 1 and would stay below the fence PostgreSQL holds. Never lowers it. */
 static const char s_raise_fence_lua[] =
@@ -80,30 +94,31 @@ typedef struct {
 } s_inflight_t;
 
 struct _cf_scheduler_t {
-    cf_config_t *config;            /* borrowed */
-    char name[128];                 /* this scheduler's name, in scheduler_runs */
-    cf_pg_t *pg;                    /* reconnecting PostgreSQL connection */
-    cf_redis_t *redis;              /* reconnecting Redis connection */
-    cf_lock_t *lock;                /* "lock:scheduler" */
-    int ttl_ms;                     /* the lock's TTL */
-    int renew_ms;                   /* a third of it */
-    bool leader;                    /* we hold the lock and may submit */
-    uint64_t lease_until;           /* monotonic ms after which the lock may have lapsed */
-    uint64_t renew_at;              /* next renew or acquire */
-    cf_client_t *client;            /* the leader's jobs; NULL while following */
-    zhashx_t *inflight;             /* job id hex -> s_inflight_t */
-    s_task_t tasks[S_MAX_TASKS];    /* one per sched_tasks entry */
-    size_t ntasks;                  /* how many */
-    int64_t deadline_s;             /* [scheduler] deadline_s: every job's deadline (0: per task) */
-    int64_t max_deadline_s;         /* the longest deadline: how long the client keeps resending */
-    int keep_days;                  /* scheduler_runs rows older than this are deleted (0: kept) */
-    uint64_t purge_at;              /* next purge */
-    bool once;                      /* --once */
-    bool once_failed;               /* --once: a run failed or could not be claimed */
-    cf_client_t *probe;             /* broker.status health probe */
-    bool probing;                   /* a probe is out */
-    uint64_t probe_at;              /* next probe */
-    uint64_t pg_check_at;           /* next PostgreSQL check */
+    cf_config_t *config;         /* borrowed */
+    char name[128];              /* this scheduler's name, in scheduler_runs */
+    cf_pg_t *pg;                 /* reconnecting PostgreSQL connection */
+    cf_redis_t *redis;           /* reconnecting Redis connection */
+    cf_lock_t *lock;             /* "lock:scheduler" */
+    int ttl_ms;                  /* the lock's TTL */
+    int renew_ms;                /* a third of it */
+    bool leader;                 /* we hold the lock and may submit */
+    uint64_t lease_until;        /* monotonic ms after which the lock may have lapsed */
+    uint64_t renew_at;           /* next renew or acquire */
+    cf_client_t *client;         /* the leader's jobs; NULL while following */
+    zhashx_t *inflight;          /* job id hex -> s_inflight_t */
+    s_task_t tasks[S_MAX_TASKS]; /* one per sched_tasks entry */
+    size_t ntasks;               /* how many */
+    int64_t deadline_s;          /* [scheduler] deadline_s: every job's deadline (0: per task) */
+    int64_t max_deadline_s;      /* the longest deadline: how long the client keeps resending */
+    int keep_days;               /* scheduler_runs rows older than this are deleted (0: kept) */
+    int acme_keep_days;   /* expired ACME orders without a certificate are deleted after this */
+    uint64_t purge_at;    /* next purge */
+    bool once;            /* --once */
+    bool once_failed;     /* --once: a run failed or could not be claimed */
+    cf_client_t *probe;   /* broker.status health probe */
+    bool probing;         /* a probe is out */
+    uint64_t probe_at;    /* next probe */
+    uint64_t pg_check_at; /* next PostgreSQL check */
     int pg_ok, redis_ok, broker_ok; /* last health: 1 ok, 0 failing, -1 unknown */
     uint64_t pg_down_since; /* monotonic ms of the first PostgreSQL failure in a row, or 0 */
     uint64_t acquire_after; /* a leader that let go for want of PostgreSQL waits till then */
@@ -193,12 +208,14 @@ cf_scheduler_t *cf_scheduler_new(cf_config_t *config, const char *name)
     }
     int64_t ttl = s_setting(config, "lock_ttl_ms", 5000, 300, 600000);
     int64_t keep = s_setting(config, "keep_days", 30, 0, 36500);
+    int64_t acme_keep = s_setting(config, "acme_keep_days", 30, 0, 36500);
     self->deadline_s = s_setting(config, "deadline_s", 0, 0, S_MAX_INTERVAL_S);
-    bool bad = ttl < 0 || keep < 0 || self->deadline_s < 0 ||
+    bool bad = ttl < 0 || keep < 0 || acme_keep < 0 || self->deadline_s < 0 ||
                s_setting(config, "ocsp_shards", 1, 1, 4096) < 0;
     self->ttl_ms = (int)ttl;
     self->renew_ms = self->ttl_ms / 3;
     self->keep_days = (int)keep;
+    self->acme_keep_days = (int)acme_keep;
     for (const sched_task_def_t *d = sched_tasks; d->name && self->ntasks < S_MAX_TASKS; d++) {
         s_task_t *t = &self->tasks[self->ntasks++];
         t->def = d;
@@ -228,6 +245,7 @@ cf_scheduler_t *cf_scheduler_new(cf_config_t *config, const char *name)
     cf_pg_prepare(self->pg, "sched_claim", s_claim_sql);
     cf_pg_prepare(self->pg, "sched_finish", s_finish_sql);
     cf_pg_prepare(self->pg, "sched_purge", s_purge_sql);
+    cf_pg_prepare(self->pg, "sched_acme_purge", s_acme_purge_sql);
     return self;
 fail:
     cf_scheduler_destroy(&self);
@@ -482,22 +500,31 @@ static int s_claim(cf_scheduler_t *self, s_task_t *t, int64_t period)
     return rc;
 }
 
+/* Delete what is older than DAYS with the prepared statement NAME; WHAT names it in logs. */
+static void s_purge_one(cf_scheduler_t *self, const char *name, int days, const char *what)
+{
+    if (days == 0)
+        return;
+    char text[16];
+    snprintf(text, sizeof text, "%d", days);
+    const char *values[1] = {text};
+    PGresult *res = cf_pg_exec_prepared(self->pg, name, 1, values, NULL, NULL, 0);
+    if (res && atoi(PQcmdTuples(res)) > 0)
+        cf_log_info("deleted %s %s older than %d days", PQcmdTuples(res), what, days);
+    else if (!res)
+        cf_log_warn("could not delete old %s: %s", what, cf_pg_errstr(self->pg));
+    PQclear(res);
+}
+
+/* The leader's housekeeping, at most once an hour: old scheduler runs, expired ACME orders. */
 static void s_purge(cf_scheduler_t *self)
 {
     uint64_t now = cf_mono_ms();
-    if (self->keep_days == 0 || now < self->purge_at)
+    if (now < self->purge_at)
         return;
     self->purge_at = now + S_PURGE_MS;
-    char days[16];
-    snprintf(days, sizeof days, "%d", self->keep_days);
-    const char *values[1] = {days};
-    PGresult *res = cf_pg_exec_prepared(self->pg, "sched_purge", 1, values, NULL, NULL, 0);
-    if (res && atoi(PQcmdTuples(res)) > 0)
-        cf_log_info("deleted %s scheduler runs older than %d days", PQcmdTuples(res),
-                    self->keep_days);
-    else if (!res)
-        cf_log_warn("could not delete old scheduler runs: %s", cf_pg_errstr(self->pg));
-    PQclear(res);
+    s_purge_one(self, "sched_purge", self->keep_days, "scheduler runs");
+    s_purge_one(self, "sched_acme_purge", self->acme_keep_days, "expired ACME orders");
 }
 
 /* Claim and start every task whose current period has no run yet. */

@@ -446,10 +446,35 @@ static void test_once(void **state)
                          "CERTFLEET_SCHEDULER_NOTIFY_INTERVAL_S=3600",
                          "CERTFLEET_SCHEDULER_DEADLINE_S=3",
                          NULL};
+    /* ACME orders for the leader's housekeeping ([scheduler] acme_keep_days, 30): one that
+     * expired 40 days ago unfinished (deleted with its authorization, challenge and finalize
+     * row), one as old but valid with its certificate (kept), one still pending (kept). */
+    cf_test_sql(f->pg,
+                "INSERT INTO acme_accounts (ca_id, slug, jwk, thumbprint) SELECT id, 'acct', "
+                "'{}', 'tp' FROM certificate_authorities WHERE name = 'root'");
+    cf_test_sql(f->pg,
+                "INSERT INTO acme_orders (account_id, slug, status, expires) SELECT id, s, st, e "
+                "FROM acme_accounts, (VALUES ('old', 'pending', now() - interval '40 days'), "
+                "('done', 'valid', now() - interval '40 days'), ('new', 'pending', now() + "
+                "interval '1 day')) v(s, st, e)");
+    cf_test_sql(f->pg, "INSERT INTO acme_authorizations (order_id, slug, value, expires) SELECT "
+                       "id, 'az-' || slug, 'example.com', expires FROM acme_orders");
+    cf_test_sql(f->pg, "INSERT INTO acme_challenges (authorization_id, slug, type, token) SELECT "
+                       "id, 'ch-' || slug, 'http-01', 'tok' FROM acme_authorizations");
+    cf_test_sql(f->pg,
+                "INSERT INTO acme_certificates (order_id, slug, csr, certificate_id) SELECT o.id, "
+                "'fin-' || o.slug, '\\x00', CASE WHEN o.slug = 'done' THEN (SELECT min(id) FROM "
+                "certificates) END FROM acme_orders o WHERE o.slug IN ('old', 'done')");
     assert_int_equal(s_exit_code(s_scheduler(f, "once", env, true)), 1);
     assert_int_equal(s_count(f, "SELECT count(*) FROM scheduler_runs WHERE scheduler = 'once' "
                                 "AND finished_at IS NOT NULL"),
                      4);
+    assert_int_equal(s_count(f, "SELECT count(*) FROM acme_orders WHERE slug IN ('done', 'new')"),
+                     2);
+    assert_int_equal(s_count(f, "SELECT count(*) FROM acme_orders"), 2);
+    assert_int_equal(s_count(f, "SELECT count(*) FROM acme_authorizations"), 2);
+    assert_int_equal(s_count(f, "SELECT count(*) FROM acme_challenges"), 2);
+    assert_int_equal(s_count(f, "SELECT count(*) FROM acme_certificates"), 1);
     assert_int_equal(s_count(f, "SELECT count(*) FROM scheduler_runs WHERE task = "
                                 "'notify.expiring' AND failures = 1 AND jobs = 1 AND error LIKE "
                                 "'notify.expiring: deadline_exceeded: %'"),
