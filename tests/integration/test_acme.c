@@ -485,13 +485,7 @@ static int s_setup(void **state)
                                            {"certfleet-signer", "signer.log"},
                                            {"certfleet-validator", "validator.log"},
                                            {"certfleet-acme", "acme.log"}};
-    for (int i = 0; i < 4; i++) {
-        env->pids[i] = cf_test_fleet_start(&env->fleet, progs[i][0], progs[i][1]);
-        assert_true(env->pids[i] > 0);
-        env->npids++;
-    }
-    if (cf_test_fleet_wait_workers(&env->fleet, 2, 15000) != 0)
-        fail_msg("broker never reported 2 workers");
+    cf_test_fleet_start_all(&env->fleet, progs, 4, env->pids, &env->npids, 2, 15000);
     env->client = cf_client_new(env->fleet.endpoint);
     cf_client_set_timeout(env->client, 10000);
     cf_client_set_attempts(env->client, 6);
@@ -526,9 +520,7 @@ static int s_teardown(void **state)
     curl_easy_cleanup(env->curl);
     cf_client_destroy(&env->client);
     cf_pg_destroy(&env->pg);
-    for (int i = env->npids - 1; i >= 0; i--)
-        if (env->pids[i] > 0)
-            cf_test_kill(env->pids[i], SIGTERM);
+    cf_test_fleet_stop_all(env->pids, env->npids);
     int reports = cf_test_fleet_cleanup(&env->fleet);
     free(env);
     curl_global_cleanup();

@@ -53,13 +53,7 @@ static int s_setup(void **state)
                                            {"certfleet-signer", "signer.log"},
                                            {"certfleet-crl", "crl0.log"},
                                            {"certfleet-crl", "crl1.log"}};
-    for (int i = 0; i < 4; i++) {
-        f->pids[i] = cf_test_fleet_start(&f->fleet, progs[i][0], progs[i][1]);
-        assert_true(f->pids[i] > 0);
-        f->npids++;
-    }
-    if (cf_test_fleet_wait_workers(&f->fleet, 3, 10000) != 0)
-        fail_msg("broker never reported 3 workers");
+    cf_test_fleet_start_all(&f->fleet, progs, 4, f->pids, &f->npids, 3, 10000);
     f->client = cf_test_client(f->fleet.endpoint, 10000, 6);
     f->pg = cf_pg_new(f->fleet.conninfo);
     *state = f;
@@ -71,9 +65,7 @@ static int s_teardown(void **state)
     s_fleet_t *f = *state;
     cf_client_destroy(&f->client);
     cf_pg_destroy(&f->pg);
-    for (int i = f->npids - 1; i >= 0; i--)
-        if (f->pids[i] > 0)
-            cf_test_kill(f->pids[i], SIGTERM);
+    cf_test_fleet_stop_all(f->pids, f->npids);
     int reports = cf_test_fleet_cleanup(&f->fleet);
     free(f);
     assert_int_equal(reports, 0);

@@ -246,9 +246,7 @@ static int s_teardown(void **state)
     cf_client_destroy(&f->limited);
     cf_client_destroy(&f->acme);
     cf_pg_destroy(&f->pg);
-    for (int i = f->npids - 1; i >= 0; i--)
-        if (f->pids[i] > 0)
-            cf_test_kill(f->pids[i], SIGTERM);
+    cf_test_fleet_stop_all(f->pids, f->npids);
     int reports = cf_test_fleet_cleanup(&f->fleet);
     free(f);
     assert_int_equal(reports, 0);

@@ -1,6 +1,14 @@
 /* cf_test_fleet: a real fleet for integration tests. */
 #include "cf_test_fleet.h"
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <signal.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,4 +114,24 @@ int cf_test_fleet_cleanup(cf_test_fleet_t *f)
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", f->dir);
     return reports;
+}
+
+void cf_test_fleet_start_all(cf_test_fleet_t *f, const char *const (*progs)[2], int n, pid_t *pids,
+                             int *npids, int workers, int timeout_ms)
+{
+    for (int i = 0; i < n; i++) {
+        pids[i] = cf_test_fleet_start(f, progs[i][0], progs[i][1]);
+        if (pids[i] <= 0)
+            fail_msg("could not start %s", progs[i][0]);
+        (*npids)++;
+    }
+    if (cf_test_fleet_wait_workers(f, workers, timeout_ms) != 0)
+        fail_msg("broker never reported %d workers", workers);
+}
+
+void cf_test_fleet_stop_all(const pid_t *pids, int n)
+{
+    for (int i = n - 1; i >= 0; i--)
+        if (pids[i] > 0)
+            cf_test_kill(pids[i], SIGTERM);
 }

@@ -24,6 +24,14 @@ int cf_test_fleet_init(cf_test_fleet_t *f, const char *prefix);
 int cf_test_fleet_write_config(cf_test_fleet_t *f, const char *extra);
 /* Start PROG (a program of CF_BIN_DIR) with the config, its output in DIR/LOG. */
 pid_t cf_test_fleet_start(cf_test_fleet_t *f, const char *prog, const char *log);
+/* Start the N programs PROGS[i][0], each logging to DIR/PROGS[i][1], in that order, into
+ * PIDS (counting them in *NPIDS as they start), then wait until broker.status reports WORKERS
+ * workers; the test fails when a program cannot start or the workers do not come within
+ * TIMEOUT_MS. */
+void cf_test_fleet_start_all(cf_test_fleet_t *f, const char *const (*progs)[2], int n, pid_t *pids,
+                             int *npids, int workers, int timeout_ms);
+/* SIGTERM the N processes of PIDS (0 entries skipped), the last started first. */
+void cf_test_fleet_stop_all(const pid_t *pids, int n);
 /* 0 once broker.status reports exactly N workers; -1 after TIMEOUT_MS. */
 int cf_test_fleet_wait_workers(cf_test_fleet_t *f, int n, int timeout_ms);
 /* Drop the database and remove the folder. Returns how many process logs held a sanitizer
