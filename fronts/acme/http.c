@@ -17,17 +17,12 @@
 
 /* Past max_body_bytes the body is read and dropped (so that the 413 reaches a client that
  * does not wait for "100 Continue"), but only up to this much more: then we hang up. */
-#define S_DROP_MAX (1024 * 1024)
 
 /* The state of one HTTP request (MHD's per-request pointer). */
 typedef struct {
-    char *body;          /* body read so far */
-    size_t len;          /* its length */
-    size_t cap;          /* allocated */
-    size_t dropped;      /* bytes thrown away past max_body_bytes */
-    bool too_large;      /* the body went past max_body_bytes */
-    bool answered;       /* a reply was queued before the body was read */
-    uint64_t started_ns; /* cf_metrics_clock_ns at the headers */
+    cf_front_body_t body; /* the body, bounded by max_body_bytes */
+    bool answered;        /* a reply was queued before the body was read */
+    uint64_t started_ns;  /* cf_metrics_clock_ns at the headers */
 } s_request_t;
 
 /* One route under /acme/NAME/: KIND, then a slug when SLUG, then SUB when not NULL. */
@@ -297,8 +292,8 @@ static enum MHD_Result s_answer(acme_t *srv, struct MHD_Connection *conn, const 
         acme_problem(&req, "malformed", MHD_HTTP_CONTENT_TOO_LARGE,
                      "request body is larger than %zu bytes", srv->settings.max_body_bytes);
     } else {
-        req.body = state ? state->body : NULL;
-        req.body_len = state ? state->len : 0;
+        req.body = state ? (const char *)state->body.data : NULL;
+        req.body_len = state ? state->body.len : 0;
         s_dispatch(&req, url);
     }
     cf_log_debug("%s %s: %u", method, url, req.reply.status);
@@ -319,31 +314,6 @@ static enum MHD_Result s_counted(struct MHD_Connection *conn, const s_request_t 
 }
 
 /* Append a chunk of the body, or count it as dropped once past the limit. -1 to hang up. */
-static int s_take_body(acme_t *srv, s_request_t *state, const char *data, size_t size)
-{
-    size_t max = srv->settings.max_body_bytes;
-    if (state->too_large || size > max - state->len) {
-        state->too_large = true;
-        state->dropped += size;
-        return state->dropped > S_DROP_MAX ? -1 : 0;
-    }
-    if (state->len + size > state->cap) {
-        size_t cap = state->cap ? state->cap : 1024;
-        while (cap < state->len + size)
-            cap *= 2;
-        if (cap > max)
-            cap = max;
-        char *body = realloc(state->body, cap);
-        if (!body)
-            return -1;
-        state->body = body;
-        state->cap = cap;
-    }
-    memcpy(state->body + state->len, data, size);
-    state->len += size;
-    return 0;
-}
-
 static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const char *url,
                                 const char *method, const char *version, const char *upload_data,
                                 size_t *upload_data_size, void **con_cls)
@@ -361,7 +331,7 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
         const char *length =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (length && strtoull(length, NULL, 10) > srv->settings.max_body_bytes) {
-            state->too_large = true;
+            state->body.too_large = true;
             state->answered = true;
             return s_counted(conn, state, s_answer(srv, conn, url, method, NULL, true));
         }
@@ -373,12 +343,13 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
-        if (s_take_body(srv, state, upload_data, *upload_data_size) != 0)
+        if (cf_front_body_take(&state->body, upload_data, *upload_data_size,
+                               srv->settings.max_body_bytes) != 0)
             return MHD_NO;
         *upload_data_size = 0;
         return MHD_YES;
     }
-    return s_counted(conn, state, s_answer(srv, conn, url, method, state, state->too_large));
+    return s_counted(conn, state, s_answer(srv, conn, url, method, state, state->body.too_large));
 }
 
 static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -387,7 +358,7 @@ static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     s_request_t *state = *con_cls;
     if (!state)
         return;
-    free(state->body);
+    cf_front_body_free(&state->body);
     free(state);
     *con_cls = NULL;
 }
@@ -395,35 +366,13 @@ static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 int acme_http_start(acme_t *srv)
 {
     const acme_settings_t *s = &srv->settings;
-    struct sockaddr_storage addr = {0};
-    bool v6 = false;
-    if (cf_front_listen_addr(s->listen, &addr, &v6) != 0) {
-        cf_log_error("could not resolve listen address \"%s\"", s->listen);
-        return -1;
-    }
-    unsigned int flags =
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO | MHD_USE_ERROR_LOG;
-    if (v6)
-        flags |= MHD_USE_IPv6;
-    srv->mhd = MHD_start_daemon(
-        flags, 0, NULL, NULL, s_access, srv,
-        /* First, so that MHD's own complaints about the options below come through it. */
-        MHD_OPTION_EXTERNAL_LOGGER, cf_front_mhd_log, srv, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&addr,
-        /* A restart must not wait for the old connections' TIME_WAIT to pass. */
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned int)s->threads, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned int)s->connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        s->connection_memory, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)s->max_connections,
-        MHD_OPTION_NOTIFY_COMPLETED, s_completed, srv, MHD_OPTION_END);
-    if (!srv->mhd) {
-        cf_log_error("could not listen on \"%s\"", s->listen);
-        return -1;
-    }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
-    cf_log_info("listening on %s (port %u), %d threads", s->listen,
-                info ? (unsigned int)info->port : 0u, s->threads);
-    return 0;
+    const cf_front_daemon_t d = {.listen = s->listen,
+                                 .threads = s->threads,
+                                 .connection_timeout_s = s->connection_timeout_s,
+                                 .connection_memory = s->connection_memory,
+                                 .max_connections = s->max_connections};
+    srv->mhd = cf_front_daemon_start(&d, s_access, s_completed, srv);
+    return srv->mhd ? 0 : -1;
 }
 
 void acme_http_stop(acme_t *srv)

@@ -18,7 +18,6 @@
 
 /* Past max_request_bytes the body is read and dropped (so that the 413 reaches a client
  * that does not wait for "100 Continue"), but only up to this much more: then we hang up. */
-#define S_DROP_MAX (1024 * 1024)
 /* How long a cache may keep a CA certificate (it changes only when the CA is renewed). */
 #define S_TIMELESS_MAX_AGE 3600
 
@@ -201,31 +200,6 @@ static enum MHD_Result s_dispatch(ocspd_t *srv, struct MHD_Connection *conn, con
 }
 
 /* Append a chunk of the body, or count it as dropped once past the limit. -1 to hang up. */
-static int s_take_body(ocspd_t *srv, ocspd_request_t *req, const char *data, size_t size)
-{
-    size_t max = srv->settings.max_request_bytes;
-    if (req->too_large || size > max - req->len) {
-        req->too_large = true;
-        req->dropped += size;
-        return req->dropped > S_DROP_MAX ? -1 : 0;
-    }
-    if (req->len + size > req->cap) {
-        size_t cap = req->cap ? req->cap : 1024;
-        while (cap < req->len + size)
-            cap *= 2;
-        if (cap > max)
-            cap = max;
-        unsigned char *body = realloc(req->body, cap);
-        if (!body)
-            return -1;
-        req->body = body;
-        req->cap = cap;
-    }
-    memcpy(req->body + req->len, data, size);
-    req->len += size;
-    return 0;
-}
-
 static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const char *url,
                                 const char *method, const char *version, const char *upload_data,
                                 size_t *upload_data_size, void **con_cls)
@@ -244,7 +218,7 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
         const char *length =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (length && strtoull(length, NULL, 10) > srv->settings.max_request_bytes) {
-            req->too_large = true;
+            req->body.too_large = true;
             req->answered = true;
             cf_log_debug("%s %s: body of %s bytes refused", method, url, length);
             return s_counted(
@@ -259,12 +233,13 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
-        if (s_take_body(srv, req, upload_data, *upload_data_size) != 0)
+        if (cf_front_body_take(&req->body, upload_data, *upload_data_size,
+                               srv->settings.max_request_bytes) != 0)
             return MHD_NO;
         *upload_data_size = 0;
         return MHD_YES;
     }
-    if (req->too_large)
+    if (req->body.too_large)
         return s_counted(
             conn, req,
             ocspd_send_ocsp_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, CF_OCSP_MALFORMED_REQUEST));
@@ -278,7 +253,7 @@ static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     ocspd_request_t *req = *con_cls;
     if (!req)
         return;
-    free(req->body);
+    cf_front_body_free(&req->body);
     free(req);
     *con_cls = NULL;
 }
@@ -286,36 +261,14 @@ static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 int ocspd_http_start(ocspd_t *srv)
 {
     const ocspd_settings_t *s = &srv->settings;
-    struct sockaddr_storage addr = {0};
-    bool v6 = false;
-    if (cf_front_listen_addr(s->listen, &addr, &v6) != 0) {
-        cf_log_error("could not resolve listen address \"%s\"", s->listen);
-        return -1;
-    }
-    unsigned int flags =
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO | MHD_USE_ERROR_LOG;
-    if (v6)
-        flags |= MHD_USE_IPv6;
-    srv->mhd = MHD_start_daemon(
-        flags, 0, NULL, NULL, s_access, srv,
-        /* First, so that MHD's own complaints about the options below come through it. */
-        MHD_OPTION_EXTERNAL_LOGGER, cf_front_mhd_log, srv, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&addr,
-        /* A restart must not wait for the old connections' TIME_WAIT to pass. */
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned int)s->threads, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned int)s->connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        s->connection_memory, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)s->max_connections,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)s->per_ip_connection_limit,
-        MHD_OPTION_NOTIFY_COMPLETED, s_completed, srv, MHD_OPTION_END);
-    if (!srv->mhd) {
-        cf_log_error("could not listen on \"%s\"", s->listen);
-        return -1;
-    }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
-    cf_log_info("listening on %s (port %u), %d threads", s->listen,
-                info ? (unsigned int)info->port : 0u, s->threads);
-    return 0;
+    const cf_front_daemon_t d = {.listen = s->listen,
+                                 .threads = s->threads,
+                                 .connection_timeout_s = s->connection_timeout_s,
+                                 .connection_memory = s->connection_memory,
+                                 .max_connections = s->max_connections,
+                                 .per_ip_connection_limit = s->per_ip_connection_limit};
+    srv->mhd = cf_front_daemon_start(&d, s_access, s_completed, srv);
+    return srv->mhd ? 0 : -1;
 }
 
 void ocspd_http_stop(ocspd_t *srv)

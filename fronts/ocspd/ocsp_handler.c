@@ -53,8 +53,8 @@ static int s_read_query(ocspd_t *srv, const ocspd_ca_set_t *set, bool post, cons
             if (rest[0] != '\0')
                 return 1;
         }
-        q->der = req->body;
-        q->len = req->len;
+        q->der = req->body.data;
+        q->len = req->body.len;
         return 0;
     }
     size_t max = srv->settings.max_request_bytes;

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "cf_config.h"
+#include "cf_front.h"
 #include "cf_ocsp_request.h"
 #include "cf_revocation.h"
 
@@ -104,12 +105,8 @@ typedef struct {
 
 /* The state of one HTTP request (MHD's per-request pointer). */
 typedef struct {
-    unsigned char *body; /* POST body read so far */
-    size_t len;          /* its length */
-    size_t cap;          /* allocated */
-    size_t dropped;      /* bytes thrown away past max_request_bytes */
-    bool too_large;      /* the body went past max_request_bytes */
-    bool answered;       /* a reply was queued before the body was read */
+    cf_front_body_t body; /* the POST body, bounded by max_request_bytes */
+    bool answered;        /* a reply was queued before the body was read */
 } ocspd_request_t;
 
 /* Start the daemon on settings.listen. 0, or -1 (logged). */
