@@ -13,6 +13,10 @@
  *   cf_dns_answer_t *a = cf_dns_answer_parse (msg, len, id, name, CF_DNS_TYPE_TXT, &err);
  *   for (size_t i = 0; a && i < cf_dns_answer_count (a); i++)
  *       value = cf_dns_answer_value (a, i, &vlen);
+ *
+ * CAA (RFC 8659): an answer to a CAA question holds only records whose RDATA
+ * cf_dns_caa_parse accepts (else the whole answer is "malformed"); the caller reads each
+ * record's flags, tag and value with it.
  */
 #ifndef CF_DNS_H
 #define CF_DNS_H
@@ -27,6 +31,7 @@
 #define CF_DNS_TYPE_CNAME 5
 #define CF_DNS_TYPE_TXT   16
 #define CF_DNS_TYPE_AAAA  28
+#define CF_DNS_TYPE_CAA   257
 #define CF_DNS_CLASS_IN   1
 
 #define CF_DNS_RCODE_NOERROR  0
@@ -36,6 +41,17 @@
 #define CF_DNS_QUERY_MAX  300  /* header, the longest name, question, EDNS record */
 #define CF_DNS_EDNS_SIZE  1232 /* the UDP payload size a query offers (DNS flag day 2020) */
 #define CF_DNS_MAX_CNAMES 8    /* CNAMEs followed before an answer counts as malformed */
+
+#define CF_DNS_CAA_TAG_MAX  15   /* the longest CAA tag (RFC 8659 4.1.1) */
+#define CF_DNS_CAA_CRITICAL 0x80 /* the CAA "issuer critical" flag */
+
+/* One CAA property (RFC 8659 4.1). */
+typedef struct {
+    uint8_t flags;                    /* CF_DNS_CAA_CRITICAL, other bits reserved */
+    char tag[CF_DNS_CAA_TAG_MAX + 1]; /* as written (letters and digits), NUL-terminated */
+    const uint8_t *value;             /* borrowed from the RDATA; any octets */
+    size_t value_len;                 /* its length (may be 0) */
+} cf_dns_caa_t;
 
 typedef struct _cf_dns_answer_t cf_dns_answer_t;
 
@@ -63,5 +79,11 @@ size_t cf_dns_answer_count(const cf_dns_answer_t *self);
 /* Record I: for TXT its character-strings joined, for A and AAAA the 4 or 16 address bytes,
  * else the raw RDATA. Borrowed, NUL-terminated after LEN bytes (it may hold NUL bytes). */
 const uint8_t *cf_dns_answer_value(const cf_dns_answer_t *self, size_t i, size_t *len);
+
+/* Parse CAA RDATA (LEN octets): a flags octet, a tag length of 1 to CF_DNS_CAA_TAG_MAX, a tag
+ * of ASCII letters and digits, and the value, which is the rest. OUT borrows from RDATA.
+ * 0, or -1 with err "malformed" (empty, tag length 0 or over 15, a tag running past the
+ * RDATA or holding other characters). */
+int cf_dns_caa_parse(const uint8_t *rdata, size_t len, cf_dns_caa_t *out, cf_error_t *err);
 
 #endif

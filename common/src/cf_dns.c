@@ -287,6 +287,14 @@ cf_dns_answer_t *cf_dns_answer_parse(const uint8_t *msg, size_t len, uint16_t id
                 cf_error_set(err, "malformed", "", "record %u is not a well-formed CNAME", i);
                 goto fail;
             }
+        } else if (type == CF_DNS_TYPE_CAA) {
+            /* Checked here so that a CAA answer either parses whole or fails closed. */
+            cf_dns_caa_t caa;
+            cf_error_t why = {0};
+            if (cf_dns_caa_parse(msg + rdata, rdlength, &caa, &why) != 0) {
+                cf_error_set(err, "malformed", "", "record %u: %s", i, why.message);
+                goto fail;
+            }
         } else if ((type == CF_DNS_TYPE_A && rdlength != 4) ||
                    (type == CF_DNS_TYPE_AAAA && rdlength != 16)) {
             cf_error_set(err, "malformed", "", "record %u has an address of %zu octets", i,
@@ -382,4 +390,36 @@ const uint8_t *cf_dns_answer_value(const cf_dns_answer_t *self, size_t i, size_t
     if (len)
         *len = self->values[i].len;
     return self->values[i].data;
+}
+
+int cf_dns_caa_parse(const uint8_t *rdata, size_t len, cf_dns_caa_t *out, cf_error_t *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!rdata || len < 2) {
+        cf_error_set(err, "malformed", "", "a CAA record of %zu octets has no tag", len);
+        return -1;
+    }
+    size_t tag_len = rdata[1];
+    if (tag_len == 0 || tag_len > CF_DNS_CAA_TAG_MAX) {
+        cf_error_set(err, "malformed", "", "a CAA tag of %zu octets (1 to %d allowed)", tag_len,
+                     CF_DNS_CAA_TAG_MAX);
+        return -1;
+    }
+    if (2 + tag_len > len) {
+        cf_error_set(err, "malformed", "", "a CAA tag runs past its record");
+        return -1;
+    }
+    for (size_t i = 0; i < tag_len; i++) {
+        uint8_t c = rdata[2 + i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))) {
+            cf_error_set(err, "malformed", "", "a CAA tag holds the octet 0x%02x", c);
+            return -1;
+        }
+        out->tag[i] = (char)c;
+    }
+    out->tag[tag_len] = '\0';
+    out->flags = rdata[0];
+    out->value = rdata + 2 + tag_len;
+    out->value_len = len - 2 - tag_len;
+    return 0;
 }

@@ -4,7 +4,10 @@
  * that answers acme-tls/1 (tls-alpn-01). The ACME rows are inserted with SQL (a CA, an account
  * with a real P-256 JWK, orders, authorizations, challenges in "processing"); acme.validate
  * must move them as RFC 8555 7.1.6 draws them, answer with the right problem document when a
- * check fails, leave challenges that are not processing alone, and refuse bad params. */
+ * check fails, leave challenges that are not processing alone, and refuse bad params. CAA
+ * (RFC 8659): a second CA with the CAA identity "ca.example.test" and dnsmasq serving CAA
+ * records (--dns-rr=NAME,257,HEX) prove that a passed challenge becomes valid only when the
+ * records allow that CA, found by climbing to the parents. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -41,9 +44,10 @@
 #include "cf_test.h"
 #include "cf_test_fleet.h"
 
-#define S_TIMEOUT_MS 2000 /* [validator] timeout_ms of this fleet */
-#define S_REDIRECTS  3
-#define S_MAX_ROUTES 64
+#define S_TIMEOUT_MS   2000 /* [validator] timeout_ms of this fleet */
+#define S_REDIRECTS    3
+#define S_MAX_ROUTES   64
+#define S_CAA_IDENTITY "ca.example.test" /* the CAA identity of the test's second CA */
 
 /* What the HTTP server answers for one token. */
 typedef enum {
@@ -80,7 +84,8 @@ typedef struct {
     int redis_db;          /* that database */
     EVP_PKEY *account_key; /* the account's P-256 key */
     json_t *jwk;           /* its public JWK */
-    long account_id;       /* its row */
+    long account_id;       /* its row, under the CA without a CAA identity */
+    long caa_account_id;   /* the same key under the CA whose CAA identity is S_CAA_IDENTITY */
     long seq;              /* makes slugs unique */
 
     int http_port;                  /* the HTTP server's port */
@@ -165,11 +170,12 @@ typedef struct {
 
 /* An order of N names, each with one authorization holding one challenge of TYPE in
  * STATUS; EXPIRES_SQL is the authorizations' expiry. */
-static void s_order(s_env_t *e, int n, const char *const *names, const char *type,
-                    const char *status, const char *expires_sql, s_challenge_t *out)
+static void s_order_of(s_env_t *e, long account_id, int n, const char *const *names,
+                       const char *type, const char *status, const char *expires_sql,
+                       s_challenge_t *out)
 {
     char account[32], slug[64];
-    snprintf(account, sizeof account, "%ld", e->account_id);
+    snprintf(account, sizeof account, "%ld", account_id);
     snprintf(slug, sizeof slug, "order-%ld", ++e->seq);
     const char *ov[2] = {account, slug};
     long order = s_insert(e,
@@ -198,6 +204,12 @@ static void s_order(s_env_t *e, int n, const char *const *names, const char *typ
                         "VALUES ($1, $2, $3, $4, $5)",
                         5, cv));
     }
+}
+
+static void s_order(s_env_t *e, int n, const char *const *names, const char *type,
+                    const char *status, const char *expires_sql, s_challenge_t *out)
+{
+    s_order_of(e, e->account_id, n, names, type, status, expires_sql, out);
 }
 
 /* ---- jobs ------------------------------------------------------------------------------------ */
@@ -579,8 +591,13 @@ static void s_tls_cert(s_env_t *e, const char *name, const s_challenge_t *c, s_c
 /* ---- dnsmasq (dns-01)
  * ---------------------------------------------------------------------------- */
 
+/* Start dnsmasq serving RECORDS (its options), replacing the one that runs. */
 static void s_start_dnsmasq(s_env_t *e, const char *const *records, int n)
 {
+    if (e->dnsmasq > 0) {
+        cf_test_kill(e->dnsmasq, SIGTERM);
+        e->dnsmasq = 0;
+    }
     char port_arg[32], log[512];
     snprintf(port_arg, sizeof port_arg, "--port=%d", e->dns_port);
     snprintf(log, sizeof log, "%s/dnsmasq.log", e->fleet.dir);
@@ -689,6 +706,17 @@ static int s_setup(void **state)
                              "INSERT INTO acme_accounts (ca_id, slug, jwk, thumbprint) VALUES (1, "
                              "'account-1', $1::jsonb, 'thumbprint-1') RETURNING id",
                              1, av);
+    /* A second CA that checks CAA, with an account of the same key. */
+    PQclear(s_query(e,
+                    "INSERT INTO certificate_authorities (id, name, serial, subject, issuer, "
+                    "valid_from, expires, der, key_backend, key_type, acme_enabled, caa) VALUES "
+                    "(2, 'caa-ca', '02', '[]', '[]', now(), now() + interval '1 year', '\\x00', "
+                    "'storages', 'EC', true, '" S_CAA_IDENTITY "')",
+                    0, NULL));
+    e->caa_account_id = s_insert(e,
+                                 "INSERT INTO acme_accounts (ca_id, slug, jwk, thumbprint) VALUES "
+                                 "(2, 'account-2', $1::jsonb, 'thumbprint-1') RETURNING id",
+                                 1, av);
     free(jwk_text);
 
     /* The applicant's servers. */
@@ -886,6 +914,199 @@ static void test_tlsalpn01(void **state)
     s_expect(e, cc[0].slug, "invalid", "incorrectResponse", "not critical");
 }
 
+/* ---- CAA (RFC 8659) ------------------------------------------------------------------------ */
+
+#define S_CAA_ARG_MAX 256
+
+/* The dnsmasq option serving one CAA record of NAME: --dns-rr=NAME,257,<RDATA in hex>. */
+static void s_caa_arg(char *out, const char *name, unsigned flags, const char *tag,
+                      const char *value)
+{
+    int n = snprintf(out, S_CAA_ARG_MAX, "--dns-rr=%s,257,%02x%02x", name, flags,
+                     (unsigned)strlen(tag));
+    for (const char *p = tag; *p; p++)
+        n += snprintf(out + n, S_CAA_ARG_MAX - (size_t)n, "%02x", (unsigned char)*p);
+    for (const char *p = value; *p; p++)
+        n += snprintf(out + n, S_CAA_ARG_MAX - (size_t)n, "%02x", (unsigned char)*p);
+    assert_true(n < S_CAA_ARG_MAX);
+}
+
+/* An order of NAME under the CA with a CAA identity, its http-01 challenge answered right:
+ * only CAA can refuse it. */
+static void s_caa_order(s_env_t *e, const char *name, s_challenge_t *c)
+{
+    const char *names[1] = {name};
+    s_order_of(e, e->caa_account_id, 1, names, "http-01", "processing", "1 day", c);
+    s_route(e, c, S_HTTP_KEYAUTH);
+}
+
+/* The challenge, its authorization and its order refused for CAA, and nothing valid. */
+static void s_assert_caa_refused(s_env_t *e, const char *slug)
+{
+    s_assert_value(e, S_CHALLENGE_STATUS, slug, "invalid");
+    s_assert_value(e, "SELECT validated IS NULL FROM acme_challenges WHERE slug = $1", slug, "t");
+    s_assert_value(e, "SELECT error->>'type' FROM acme_challenges WHERE slug = $1", slug,
+                   "urn:ietf:params:acme:error:caa");
+    s_assert_value(e, "SELECT error->>'status' FROM acme_challenges WHERE slug = $1", slug, "403");
+    s_assert_value(e, S_AUTHZ_STATUS, slug, "invalid");
+    s_assert_value(e, S_ORDER_STATUS, slug, "invalid");
+    s_assert_value(e,
+                   "SELECT o.error->>'type' FROM acme_orders o JOIN acme_authorizations a ON "
+                   "a.order_id = o.id JOIN acme_challenges c ON c.authorization_id = a.id WHERE "
+                   "c.slug = $1",
+                   slug, "urn:ietf:params:acme:error:caa");
+}
+
+/* Names the CAA records allow: none anywhere, issue naming the CA (in any case, with spaces,
+ * a final dot and parameters), at a parent only, the nearest set winning over a parent's,
+ * a set without issue properties, the critical flag on a known tag. */
+static void test_caa_allowed(void **state)
+{
+    s_env_t *e = *state;
+    char args[10][S_CAA_ARG_MAX];
+    const char *argv[10];
+    int n = 0;
+    s_caa_arg(args[n++], "ok.example.test", 0, "issue", S_CAA_IDENTITY);
+    s_caa_arg(args[n++], "mixed.example.test", 0, "ISSUE", "  CA.Example.Test. ; account=1");
+    s_caa_arg(args[n++], "allowed-parent.test", 0, "issue", S_CAA_IDENTITY);
+    s_caa_arg(args[n++], "child.deny-parent.test", 0, "issue", S_CAA_IDENTITY);
+    s_caa_arg(args[n++], "deny-parent.test", 0, "issue", "other-ca.example");
+    s_caa_arg(args[n++], "iodef.test", 0, "iodef", "mailto:security@iodef.test");
+    s_caa_arg(args[n++], "critical-known.test", 128, "issue", S_CAA_IDENTITY);
+    for (int i = 0; i < n; i++)
+        argv[i] = args[i];
+    s_start_dnsmasq(e, argv, n);
+    const char *names[] = {"none.nocaa.test",        "ok.example.test",
+                           "mixed.example.test",     "www.deep.allowed-parent.test",
+                           "child.deny-parent.test", "iodef.test",
+                           "critical-known.test"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        s_challenge_t c[1];
+        s_caa_order(e, names[i], c);
+        s_expect(e, c[0].slug, "valid", NULL, NULL);
+        s_assert_value(e, S_AUTHZ_STATUS, c[0].slug, "valid");
+        s_assert_value(e, S_ORDER_STATUS, c[0].slug, "ready");
+    }
+}
+
+/* Names the CAA records refuse: another CA, at the name or found at a parent; ";" and an
+ * empty value (nobody); an unknown critical property; a record that does not parse. */
+static void test_caa_refused(void **state)
+{
+    s_env_t *e = *state;
+    char args[10][S_CAA_ARG_MAX];
+    const char *argv[10];
+    int n = 0;
+    s_caa_arg(args[n++], "other.example.test", 0, "issue", "other-ca.example");
+    s_caa_arg(args[n++], "denied-parent.test", 0, "issue", "other-ca.example; account=7");
+    s_caa_arg(args[n++], "nobody.test", 0, "issue", ";");
+    s_caa_arg(args[n++], "empty.test", 0, "issue", "");
+    s_caa_arg(args[n++], "critical.test", 0, "issue", S_CAA_IDENTITY);
+    s_caa_arg(args[n++], "critical.test", 128, "tbs", "unknown");
+    /* RDATA with a tag of length 0: fails closed after timeout_ms. */
+    snprintf(args[n++], S_CAA_ARG_MAX, "--dns-rr=malformed.test,257,0000");
+    for (int i = 0; i < n; i++)
+        argv[i] = args[i];
+    s_start_dnsmasq(e, argv, n);
+    static const char *const cases[][2] = {
+        {"other.example.test", "0 issue \"other-ca.example\""},
+        {"www.sub.denied-parent.test", "records at its parent \"denied-parent.test\""},
+        {"nobody.test", "0 issue \";\""},
+        {"empty.test", "0 issue \"\""},
+        {"critical.test", "\"tbs\" is marked critical"},
+        {"malformed.test", "CAA tag of 0 octets"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        s_challenge_t c[1];
+        s_caa_order(e, cases[i][0], c);
+        s_expect(e, c[0].slug, "invalid", "caa", cases[i][1]);
+        s_assert_caa_refused(e, c[0].slug);
+    }
+}
+
+/* A wildcard goes by issuewild when the set has any, else by issue; a name without "*." never
+ * by issuewild. */
+static void test_caa_wildcard(void **state)
+{
+    s_env_t *e = *state;
+    const char *wild[3] = {"wild.test", "issueonly.test", "nowild.test"};
+    s_challenge_t cw[3];
+    char args[12][S_CAA_ARG_MAX];
+    const char *argv[12];
+    int n = 0;
+    for (int i = 0; i < 3; i++) {
+        s_order_of(e, e->caa_account_id, 1, &wild[i], "dns-01", "processing", "1 day", &cw[i]);
+        const char *v[1] = {cw[i].slug};
+        PQclear(s_query(e,
+                        "UPDATE acme_authorizations SET wildcard = true WHERE id = (SELECT "
+                        "authorization_id FROM acme_challenges WHERE slug = $1)",
+                        1, v));
+        char value[64];
+        assert_int_equal(cf_acme_dns01_value(cw[i].keyauth, value, sizeof value), 0);
+        snprintf(args[n++], S_CAA_ARG_MAX, "--txt-record=_acme-challenge.%s,%s", wild[i], value);
+    }
+    s_caa_arg(args[n++], "wild.test", 0, "issue", "other-ca.example");
+    s_caa_arg(args[n++], "wild.test", 0, "issuewild", S_CAA_IDENTITY);
+    s_caa_arg(args[n++], "issueonly.test", 0, "issue", S_CAA_IDENTITY);
+    s_caa_arg(args[n++], "nowild.test", 0, "issue", S_CAA_IDENTITY);
+    s_caa_arg(args[n++], "nowild.test", 0, "issuewild", ";");
+    for (int i = 0; i < n; i++)
+        argv[i] = args[i];
+    s_start_dnsmasq(e, argv, n);
+    s_expect(e, cw[0].slug, "valid", NULL, NULL);
+    s_assert_value(e, S_ORDER_STATUS, cw[0].slug, "ready");
+    s_expect(e, cw[1].slug, "valid", NULL, NULL);
+    s_expect(e, cw[2].slug, "invalid", "caa", "no issuewild property");
+    s_assert_caa_refused(e, cw[2].slug);
+    /* wild.test itself: issue names another CA, issuewild does not count. */
+    s_challenge_t c[1];
+    s_caa_order(e, "wild.test", c);
+    s_expect(e, c[0].slug, "invalid", "caa", "0 issuewild \"" S_CAA_IDENTITY "\"");
+    s_assert_caa_refused(e, c[0].slug);
+}
+
+/* Restart the validator with EXTRA_ENV ("K=V", NULL-terminated, or NULL). */
+static void s_restart_validator(s_env_t *e, const char *const *extra_env)
+{
+    cf_test_kill(e->validator, SIGTERM);
+    e->validator = 0;
+    if (cf_test_fleet_wait_workers(&e->fleet, 0, 10000) != 0)
+        fail_msg("the broker still reports the stopped validator");
+    char log[512];
+    snprintf(log, sizeof log, "%s/validator.log", e->fleet.dir);
+    e->validator =
+        cf_test_spawn(log, extra_env, "certfleet-validator", "--config", e->fleet.config, NULL);
+    assert_true(e->validator > 0);
+    if (cf_test_fleet_wait_workers(&e->fleet, 1, 10000) != 0)
+        fail_msg("the broker never reported the restarted validator");
+}
+
+/* Without the CA's CAA identity, or with [validator] caa_check off, records that would refuse
+ * are not looked at. */
+static void test_caa_skipped(void **state)
+{
+    s_env_t *e = *state;
+    char args[1][S_CAA_ARG_MAX];
+    const char *argv[1] = {args[0]};
+    s_caa_arg(args[0], "skip.example.test", 0, "issue", "other-ca.example");
+    s_start_dnsmasq(e, argv, 1);
+    const char *names[1] = {"skip.example.test"};
+    s_challenge_t c[1];
+    s_order(e, 1, names, "http-01", "processing", "1 day", c);
+    s_route(e, &c[0], S_HTTP_KEYAUTH);
+    s_expect(e, c[0].slug, "valid", NULL, NULL);
+    /* The CA with the identity refuses it while caa_check is on ... */
+    s_caa_order(e, names[0], c);
+    s_expect(e, c[0].slug, "invalid", "caa", "other-ca.example");
+    /* ... and issues once it is off. */
+    static const char *const off[] = {"CERTFLEET_VALIDATOR_CAA_CHECK=false", NULL};
+    s_restart_validator(e, off);
+    s_caa_order(e, names[0], c);
+    s_expect(e, c[0].slug, "valid", NULL, NULL);
+    s_assert_value(e, S_ORDER_STATUS, c[0].slug, "ready");
+    s_restart_validator(e, NULL);
+}
+
 /* A challenge not in processing is answered with its status and nothing changes. */
 static void test_not_processing(void **state)
 {
@@ -960,6 +1181,10 @@ int main(void)
         cmocka_unit_test(test_not_processing),
         cmocka_unit_test(test_expired_authorization),
         cmocka_unit_test(test_locked),
+        cmocka_unit_test(test_caa_allowed),
+        cmocka_unit_test(test_caa_refused),
+        cmocka_unit_test(test_caa_wildcard),
+        cmocka_unit_test(test_caa_skipped),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }

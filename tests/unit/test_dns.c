@@ -1,7 +1,8 @@
 /* cf_dns: the query bytes, and the answer parser on answers captured from dnsmasq (TXT records
  * of one and several strings, a CNAME before the TXT, NXDOMAIN, a truncated UDP answer) and on
  * hand-made hostile ones (compression loops and forward pointers, cut messages, lying counts,
- * CNAME loops, bad TXT and address lengths, another id or question). Every byte of the captured
+ * CNAME loops, bad TXT and address lengths, another id or question), and CAA records (RFC 8659:
+ * captured from dnsmasq; cut, empty, oversize and zero-length tags). Every byte of the captured
  * answers is also flipped to every value: the parser must answer or refuse, never crash (run
  * under ASan in CI). Reads as cf_dns's usage example. */
 #include <setjmp.h>
@@ -36,6 +37,19 @@ static const char s_nxdomain[] = "3456818300010000000000010f5f61636d652d6368616c
 static const char s_truncated[] =
     "456787800001000f000000010f5f61636d652d6368616c6c656e67650362696704746573740000100001c00c0010"
     "000100000000003f3e78787878";
+
+/* dnsmasq --dns-rr=caa.example.test,257,<0 issue "other.example; account=1">
+ *         --dns-rr=caa.example.test,257,<0 issue "ca.example.test"> (id 0x5678) */
+static const char s_caa_two[] =
+    "56788580000100020000000103636161076578616d706c6504746573740001010001c00c0101000100000000001f"
+    "000569737375656f746865722e6578616d706c653b206163636f756e743d31c00c01010001000000000016000569"
+    "7373756563612e6578616d706c652e7465737400002904d0000000000000";
+/* dnsmasq --dns-rr=crit.example.test,257,<0 issue "ca.example.test">
+ *         --dns-rr=crit.example.test,257,<128 tbs "x"> (id 0x6789) */
+static const char s_caa_critical[] =
+    "6789858000010002000000010463726974076578616d706c6504746573740001010001c00c010100010000000000"
+    "160005697373756563612e6578616d706c652e74657374c00c0101000100000000000680037462737800002904d0"
+    "000000000000";
 
 static uint8_t *s_unhex(const char *hex, size_t *len)
 {
@@ -495,6 +509,131 @@ static void test_nxdomain(void **state)
     cf_dns_answer_destroy(&a);
 }
 
+/* A CAA property as RFC 8659 4.1 writes it: flags, tag length, tag, value. */
+static size_t s_caa_rdata(uint8_t *out, uint8_t flags, uint8_t tag_len, const char *tag,
+                          const char *value)
+{
+    out[0] = flags;
+    out[1] = tag_len;
+    memcpy(out + 2, tag, strlen(tag));
+    memcpy(out + 2 + strlen(tag), value, strlen(value));
+    return 2 + strlen(tag) + strlen(value);
+}
+
+static void s_assert_caa(cf_dns_answer_t *a, size_t i, uint8_t flags, const char *tag,
+                         const char *value)
+{
+    size_t len;
+    const uint8_t *rdata = cf_dns_answer_value(a, i, &len);
+    assert_non_null(rdata);
+    cf_dns_caa_t caa;
+    cf_error_t err = {0};
+    assert_int_equal(cf_dns_caa_parse(rdata, len, &caa, &err), 0);
+    assert_int_equal(caa.flags, flags);
+    assert_string_equal(caa.tag, tag);
+    assert_int_equal(caa.value_len, strlen(value));
+    assert_memory_equal(caa.value, value, caa.value_len);
+}
+
+/* Well-formed CAA answers from dnsmasq: each record's flags, tag and value; the critical flag
+ * is read as it is (the validator decides what it means); a CNAME is followed. */
+static void test_caa_records(void **state)
+{
+    cf_dns_answer_t *a = s_parse_ok(s_caa_two, 0x5678, "caa.example.test", CF_DNS_TYPE_CAA);
+    assert_int_equal(cf_dns_answer_rcode(a), CF_DNS_RCODE_NOERROR);
+    assert_int_equal(cf_dns_answer_count(a), 2);
+    s_assert_caa(a, 0, 0, "issue", "other.example; account=1");
+    s_assert_caa(a, 1, 0, "issue", "ca.example.test");
+    cf_dns_answer_destroy(&a);
+    a = s_parse_ok(s_caa_critical, 0x6789, "crit.example.test", CF_DNS_TYPE_CAA);
+    assert_int_equal(cf_dns_answer_count(a), 2);
+    s_assert_caa(a, 0, 0, "issue", "ca.example.test");
+    s_assert_caa(a, 1, CF_DNS_CAA_CRITICAL, "tbs", "x");
+    cf_dns_answer_destroy(&a);
+
+    /* An empty value (RFC 8659 allows it: nobody may issue), a 15-letter tag, upper case. */
+    uint8_t rdata[64];
+    size_t n = s_caa_rdata(rdata, 0, 5, "ISSUE", "");
+    cf_dns_caa_t caa;
+    cf_error_t err = {0};
+    assert_int_equal(cf_dns_caa_parse(rdata, n, &caa, &err), 0);
+    assert_string_equal(caa.tag, "ISSUE");
+    assert_int_equal(caa.value_len, 0);
+    n = s_caa_rdata(rdata, 0, 15, "abcdefghijklmn5", ";");
+    assert_int_equal(cf_dns_caa_parse(rdata, n, &caa, &err), 0);
+    assert_string_equal(caa.tag, "abcdefghijklmn5");
+
+    /* A CNAME to the name with the records, in a hand-made answer. */
+    s_msg_t m;
+    s_header(&m, 9, 0, 2, "alias.example.test", CF_DNS_TYPE_CAA);
+    s_u16(&m, 0xc00c);
+    s_rr(&m, CF_DNS_TYPE_CNAME, 18);
+    s_name(&m, "caa.example.test");
+    s_name(&m, "caa.example.test");
+    n = s_caa_rdata(rdata, CF_DNS_CAA_CRITICAL, 5, "issue", "ca.example.test");
+    s_rr(&m, CF_DNS_TYPE_CAA, (uint16_t)n);
+    s_put(&m, rdata, n);
+    a = s_parse_msg(&m, 9, "alias.example.test", CF_DNS_TYPE_CAA, &err);
+    if (!a)
+        fail_msg("%s: %s", err.code, err.message);
+    assert_int_equal(cf_dns_answer_count(a), 1);
+    s_assert_caa(a, 0, CF_DNS_CAA_CRITICAL, "issue", "ca.example.test");
+    cf_dns_answer_destroy(&a);
+}
+
+/* One CAA record with RDATA in an answer for caa.example.test: the answer is refused whole. */
+static void s_assert_caa_refused(const uint8_t *rdata, size_t n, const char *why)
+{
+    cf_dns_caa_t caa;
+    cf_error_t err = {0};
+    assert_int_equal(cf_dns_caa_parse(rdata, n, &caa, &err), -1);
+    assert_string_equal(err.code, "malformed");
+    if (!strstr(err.message, why))
+        fail_msg("expected \"%s\" in \"%s\"", why, err.message);
+    s_msg_t m;
+    s_header(&m, 7, 0, 1, "caa.example.test", CF_DNS_TYPE_CAA);
+    s_u16(&m, 0xc00c);
+    s_rr(&m, CF_DNS_TYPE_CAA, (uint16_t)n);
+    s_put(&m, rdata, n);
+    memset(&err, 0, sizeof err);
+    cf_dns_answer_t *a = s_parse_msg(&m, 7, "caa.example.test", CF_DNS_TYPE_CAA, &err);
+    if (a) {
+        cf_dns_answer_destroy(&a);
+        fail_msg("an answer with a bad CAA record (%s) parsed", why);
+    }
+    assert_string_equal(err.code, "malformed");
+}
+
+static void test_caa_malformed(void **state)
+{
+    uint8_t rdata[64];
+    /* Truncated: the tag length runs past the RDATA; no tag at all; nothing. */
+    size_t n = s_caa_rdata(rdata, 0, 9, "issue", "");
+    s_assert_caa_refused(rdata, n, "runs past");
+    s_assert_caa_refused(rdata, 1, "no tag");
+    s_assert_caa_refused(rdata, 0, "no tag");
+    /* Zero-length tag. */
+    n = s_caa_rdata(rdata, 0, 0, "", "ca.example.test");
+    s_assert_caa_refused(rdata, n, "0 octets");
+    /* Oversize tag: 16 letters. */
+    n = s_caa_rdata(rdata, 0, 16, "abcdefghijklmnop", "ca.example.test");
+    s_assert_caa_refused(rdata, n, "16 octets");
+    n = s_caa_rdata(rdata, CF_DNS_CAA_CRITICAL, 255, "x", "");
+    s_assert_caa_refused(rdata, n, "255 octets");
+    /* A tag of other characters. */
+    n = s_caa_rdata(rdata, 0, 6, "is-sue", "ca.example.test");
+    s_assert_caa_refused(rdata, n, "0x2d");
+    /* A SERVFAIL answer to a CAA question parses; the caller reads the RCODE. */
+    s_msg_t m;
+    s_header(&m, 7, CF_DNS_RCODE_SERVFAIL, 0, "caa.example.test", CF_DNS_TYPE_CAA);
+    cf_error_t err = {0};
+    cf_dns_answer_t *a = s_parse_msg(&m, 7, "caa.example.test", CF_DNS_TYPE_CAA, &err);
+    assert_non_null(a);
+    assert_int_equal(cf_dns_answer_rcode(a), CF_DNS_RCODE_SERVFAIL);
+    assert_int_equal(cf_dns_answer_count(a), 0);
+    cf_dns_answer_destroy(&a);
+}
+
 /* Every byte of the captured answers set to every value: answered or refused, never a crash,
  * and whatever parses holds values within the message's size. */
 static void test_every_byte_flipped(void **state)
@@ -503,10 +642,13 @@ static void test_every_byte_flipped(void **state)
         const char *hex;
         uint16_t id;
         const char *name;
+        uint16_t qtype;
     } cases[] = {
-        {s_two_records, 0x1234, S_NAME},
-        {s_cname_then_txt, 0x2345, "_acme-challenge.alias.test"},
-        {s_nxdomain, 0x3456, "_acme-challenge.nothing.test"},
+        {s_two_records, 0x1234, S_NAME, CF_DNS_TYPE_TXT},
+        {s_cname_then_txt, 0x2345, "_acme-challenge.alias.test", CF_DNS_TYPE_TXT},
+        {s_nxdomain, 0x3456, "_acme-challenge.nothing.test", CF_DNS_TYPE_TXT},
+        {s_caa_two, 0x5678, "caa.example.test", CF_DNS_TYPE_CAA},
+        {s_caa_critical, 0x6789, "crit.example.test", CF_DNS_TYPE_CAA},
     };
     size_t parsed = 0, refused = 0;
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
@@ -517,8 +659,8 @@ static void test_every_byte_flipped(void **state)
             for (int v = 0; v < 256; v++) {
                 msg[i] = (uint8_t)v;
                 cf_error_t err = {0};
-                cf_dns_answer_t *a = cf_dns_answer_parse(msg, len, cases[c].id, cases[c].name,
-                                                         CF_DNS_TYPE_TXT, &err);
+                cf_dns_answer_t *a =
+                    cf_dns_answer_parse(msg, len, cases[c].id, cases[c].name, cases[c].qtype, &err);
                 if (!a) {
                     assert_true(err.code[0] != '\0');
                     refused++;
@@ -526,8 +668,12 @@ static void test_every_byte_flipped(void **state)
                 }
                 for (size_t k = 0; k < cf_dns_answer_count(a); k++) {
                     size_t vlen;
-                    assert_non_null(cf_dns_answer_value(a, k, &vlen));
+                    const uint8_t *value = cf_dns_answer_value(a, k, &vlen);
+                    assert_non_null(value);
                     assert_true(vlen < len);
+                    cf_dns_caa_t caa;
+                    if (cases[c].qtype == CF_DNS_TYPE_CAA)
+                        assert_int_equal(cf_dns_caa_parse(value, vlen, &caa, &err), 0);
                 }
                 cf_dns_answer_destroy(&a);
                 parsed++;
@@ -546,6 +692,7 @@ int main(void)
         cmocka_unit_test(test_cname_before_txt),   cmocka_unit_test(test_compression_pointers),
         cmocka_unit_test(test_cname_loop),         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_wrong_answers),      cmocka_unit_test(test_nxdomain),
+        cmocka_unit_test(test_caa_records),        cmocka_unit_test(test_caa_malformed),
         cmocka_unit_test(test_every_byte_flipped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,7 +21,7 @@
 #define S_MSG_MAX      65535 /* the largest DNS message (TCP) */
 #define S_RESEND_FIRST 1000  /* ms before the first UDP resend; doubled each time */
 
-static const char *s_rcode_name(int rcode)
+const char *validator_rcode_name(int rcode)
 {
     static const char *const names[] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN",
                                         "NOTIMP",  "REFUSED", "YXDOMAIN", "YXRRSET",
@@ -34,6 +34,7 @@ static const char *s_type_name(uint16_t qtype)
     return qtype == CF_DNS_TYPE_TXT    ? "TXT"
            : qtype == CF_DNS_TYPE_A    ? "A"
            : qtype == CF_DNS_TYPE_AAAA ? "AAAA"
+           : qtype == CF_DNS_TYPE_CAA  ? "CAA"
                                        : "?";
 }
 
@@ -273,7 +274,7 @@ int validator_dns01(const validator_check_t *check, validator_problem_t *problem
     }
     if (rcode != CF_DNS_RCODE_NOERROR) {
         validator_problem(problem, "dns", "the resolver answered %s for TXT %s",
-                          s_rcode_name(rcode), qname);
+                          validator_rcode_name(rcode), qname);
         goto out;
     }
     if (count == 0) {

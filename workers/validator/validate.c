@@ -30,10 +30,10 @@ static const char *const s_allowed[] = {"challenge", NULL};
 static const char s_load_sql[] =
     "SELECT c.id, c.type, c.status, c.token, c.error::text, "
     "a.id, a.value, a.wildcard, a.status, a.expires <= now(), "
-    "o.id, o.status, o.expires <= now(), acc.jwk::text, acc.status "
+    "o.id, o.status, o.expires <= now(), acc.jwk::text, acc.status, btrim(ca.caa) "
     "FROM acme_challenges c JOIN acme_authorizations a ON a.id = c.authorization_id "
     "JOIN acme_orders o ON o.id = a.order_id JOIN acme_accounts acc ON acc.id = o.account_id "
-    "WHERE c.slug = $1";
+    "JOIN certificate_authorities ca ON ca.id = acc.ca_id WHERE c.slug = $1";
 enum {
     S_C_ID,
     S_C_TYPE,
@@ -50,6 +50,7 @@ enum {
     S_O_EXPIRED,
     S_ACC_JWK,
     S_ACC_STATUS,
+    S_CA_CAA,
 };
 
 /* Two challenges of one order may finish at once on two workers: the order row is locked
@@ -165,8 +166,9 @@ static char *s_problem_text(const char *type, const char *detail)
 {
     char urn[96];
     snprintf(urn, sizeof urn, S_URN "%s", type);
-    json_t *doc = json_pack("{s:s, s:s, s:i}", "type", urn, "detail", detail, "status",
-                            strcmp(type, "unauthorized") == 0 ? 403 : 400);
+    json_t *doc =
+        json_pack("{s:s, s:s, s:i}", "type", urn, "detail", detail, "status",
+                  strcmp(type, "unauthorized") == 0 || strcmp(type, "caa") == 0 ? 403 : 400);
     char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
     json_decref(doc);
     return text;
@@ -234,10 +236,34 @@ fail:
     return -1;
 }
 
+/* After a passed challenge: the CAA records must allow the order's CA to issue for the name
+ * (caa.c). Skipped when [validator] caa_check is off or the CA has no CAA identity; *CAA
+ * says which, for the audit line. 1 allowed, 0 refused (PROBLEM set), -1 err. */
+static int s_caa(cf_handler_ctx_t *ctx, const PGresult *row, const validator_check_t *passed,
+                 const char **caa, validator_problem_t *problem, cf_error_t *err)
+{
+    const validator_config_t *cfg = validator_config(ctx);
+    const char *identity = PQgetvalue(row, 0, S_CA_CAA);
+    if (!cfg->caa_check) {
+        *caa = "skipped ([validator] caa_check off)";
+        return 1;
+    }
+    if (*identity == '\0') {
+        *caa = "skipped (the CA has no CAA identity)";
+        return 1;
+    }
+    /* Its own timeout_ms: the challenge may have used up most of its own. */
+    validator_check_t check = *passed;
+    check.deadline = cf_mono_ms() + (uint64_t)cfg->timeout_ms;
+    int rc = validator_caa(&check, identity, s_true(row, S_A_WILDCARD), problem, err);
+    *caa = rc == 1 ? "allowed" : "refused";
+    return rc;
+}
+
 /* Decide what happens to a processing challenge: check it, unless its authorization, order
  * or account already settle it. 0 with *OUTCOME and PROBLEM, -1 err. */
 static int s_judge(cf_handler_ctx_t *ctx, const PGresult *row, s_outcome_t *outcome,
-                   validator_problem_t *problem, cf_error_t *err)
+                   validator_problem_t *problem, const char **caa, cf_error_t *err)
 {
     const char *type = PQgetvalue(row, 0, S_C_TYPE);
     const char *name = PQgetvalue(row, 0, S_A_VALUE);
@@ -316,6 +342,8 @@ static int s_judge(cf_handler_ctx_t *ctx, const PGresult *row, s_outcome_t *outc
         cf_error_set(err, "internal", "", "unknown challenge type \"%s\"", type);
         return -1;
     }
+    if (rc == 1)
+        rc = s_caa(ctx, row, &check, caa, problem, err);
     if (rc < 0)
         return -1;
     *outcome = rc == 1 ? S_VALID : S_INVALID;
@@ -381,7 +409,8 @@ int validator_acme_validate(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_
     }
     s_outcome_t outcome;
     validator_problem_t problem = {0};
-    if (s_judge(ctx, row, &outcome, &problem, err) != 0)
+    const char *caa = "not checked";
+    if (s_judge(ctx, row, &outcome, &problem, &caa, err) != 0)
         goto out;
     const char *name = PQgetvalue(row, 0, S_A_VALUE);
     if (outcome != S_VALID) {
@@ -410,7 +439,7 @@ int validator_acme_validate(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_
     const char *status = outcome == S_VALID ? "valid" : "invalid";
     cf_audit("acme.validate", "challenge", slug, "type", PQgetvalue(row, 0, S_C_TYPE), "identifier",
              name, "status", status, "problem", outcome == S_VALID ? "" : problem.type, "detail",
-             outcome == S_VALID ? "" : problem.detail, NULL);
+             outcome == S_VALID ? "" : problem.detail, "caa", caa, NULL);
     s_pack_result(result, slug, status, problem_text);
     rc = 0;
 out:

@@ -23,6 +23,7 @@ typedef struct {
     int dns_port;           /* its port (53) */
     int timeout_ms;         /* one check in all, redirects and retries included (10000) */
     int http_max_redirects; /* redirects followed by http-01 (10) */
+    bool caa_check;         /* check CAA (RFC 8659) before an authorization becomes valid */
 } validator_config_t;
 
 /* The process's state, handed to cf_worker_main. */
@@ -45,7 +46,7 @@ typedef struct {
 /* The verdict of a failed check: an RFC 8555 problem. */
 typedef struct {
     const char *type;                  /* "connection", "incorrectResponse", "dns", "tls",
-                                        * "unauthorized" (without the urn prefix) */
+                                        * "unauthorized", "caa" (without the urn prefix) */
     char detail[VALIDATOR_DETAIL_MAX]; /* says what was expected and what was found */
 } validator_problem_t;
 
@@ -81,6 +82,15 @@ int validator_tlsalpn01(const validator_check_t *check, validator_problem_t *pro
  * came (PROBLEM set, type "dns"), -1 internal failure. */
 int validator_dns_query(const validator_check_t *check, const char *name, uint16_t qtype,
                         cf_dns_answer_t **answer, validator_problem_t *problem, cf_error_t *err);
+
+/* The name of a DNS RCODE ("SERVFAIL"), for a problem's detail. */
+const char *validator_rcode_name(int rcode);
+
+/* CAA (RFC 8659): may the CA whose CAA identity is IDENTITY issue for the check's name (a
+ * wildcard when WILDCARD)? 1 allowed, 0 refused (PROBLEM set, type "caa": the records found,
+ * or the DNS failure, as a lookup that fails refuses), -1 internal failure. */
+int validator_caa(const validator_check_t *check, const char *identity, bool wildcard,
+                  validator_problem_t *problem, cf_error_t *err);
 
 int validator_acme_validate(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer *result,
                             cf_error_t *err);

@@ -88,6 +88,7 @@ const validator_config_t *validator_config(cf_handler_ctx_t *ctx)
     c->timeout_ms = timeout < 100 ? 100 : timeout > 600000 ? 600000 : (int)timeout;
     int64_t redirects = cf_config_get_int(cfg, "validator", "http_max_redirects", 10);
     c->http_max_redirects = redirects < 0 ? 0 : redirects > 50 ? 50 : (int)redirects;
+    c->caa_check = cf_config_get_bool(cfg, "validator", "caa_check", true);
     const char *connect = cf_config_get(cfg, "validator", "connect_address", "");
     if (*connect && strcmp(connect, "none") != 0)
         c->connect_address = strdup(connect);
@@ -106,9 +107,10 @@ const validator_config_t *validator_config(cf_handler_ctx_t *ctx)
         c->dns_port = 53;
     }
     cf_log_info("validator: http-01 port %d, tls-alpn-01 port %d, resolver %s port %d, "
-                "timeout %d ms, %d redirects%s%s",
+                "timeout %d ms, %d redirects, CAA check %s%s%s",
                 c->http_port, c->tls_alpn_port, c->dns_host ? c->dns_host : "?", c->dns_port,
-                c->timeout_ms, c->http_max_redirects, c->connect_address ? ", connecting to " : "",
+                c->timeout_ms, c->http_max_redirects, c->caa_check ? "on" : "off",
+                c->connect_address ? ", connecting to " : "",
                 c->connect_address ? c->connect_address : "");
     state->loaded = true;
     return c;
