@@ -181,6 +181,8 @@ static void *s_conn_main(void *arg)
             s_send(c, "221 bye\r\n");
             break;
         } else {
+            /* Any other verb (VRFY, EXPN, HELP, ...): the reply RFC 5321 4.2.4 gives a server
+             * for commands it does not serve. The sink needs no more than the verbs above. */
             s_send(c, "502 command not implemented\r\n");
         }
     }
