@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cf_log.h"
+#include "cf_secret.h"
 #include "cli.h"
 
 /* certfleet keygen (cmd_keygen.c). */
@@ -89,22 +90,17 @@ int cf_cli_option_error(int c, char **argv, const char *noun)
 
 char *cf_cli_read_password(const char *path)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        cf_cli_fail("could not read password file \"%s\": %m", path);
-        return NULL;
-    }
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n = getline(&line, &cap, f);
-    fclose(f);
-    if (n < 0) {
-        free(line);
+    cf_error_t err = {0};
+    size_t len = 0;
+    char *secret = cf_secret_file_read(path, &len, &err);
+    if (!secret) {
+        cf_cli_fail("%s", err.message);
+    } else if (len == 0) {
         cf_cli_fail("password file \"%s\" is empty", path);
-        return NULL;
+        free(secret);
+        secret = NULL;
     }
-    line[strcspn(line, "\r\n")] = '\0';
-    return line;
+    return secret;
 }
 
 void cf_cli_free_secret(char *secret)

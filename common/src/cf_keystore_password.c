@@ -13,8 +13,7 @@
 #include <openssl/crypto.h>
 
 #include "cf_log.h"
-
-#define S_PASSWORD_FILE_MAX 4096 /* a password file bigger than this is not a password file */
+#include "cf_secret.h"
 
 struct _cf_password_t {
     char *value;     /* the password, NUL-terminated; NULL when there is none */
@@ -100,52 +99,17 @@ static cf_password_t *s_from_env(const char *setting, const char *name, bool *fo
 /* The first line of file PATH. NULL + err when it cannot be read. */
 static cf_password_t *s_from_file(const char *path, cf_error_t *err)
 {
-    cf_password_t *pw = NULL;
-    char buf[S_PASSWORD_FILE_MAX + 1];
     size_t len = 0;
-    struct stat st;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        cf_error_set(err, "password_unavailable", "", "could not open password file \"%s\": %s",
-                     path, strerror(errno));
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode) || st.st_size > S_PASSWORD_FILE_MAX) {
-        cf_error_set(err, "password_unavailable", "",
-                     "password file \"%s\" is not a regular file of at most %d bytes", path,
-                     S_PASSWORD_FILE_MAX);
-        goto out;
-    }
-    if (st.st_mode & (S_IRWXG | S_IRWXO))
-        cf_log_warn("password file \"%s\" can be read by group or others: use mode 0600", path);
-    while (len < S_PASSWORD_FILE_MAX) {
-        ssize_t n = read(fd, buf + len, S_PASSWORD_FILE_MAX - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            cf_error_set(err, "password_unavailable", "", "could not read password file \"%s\": %s",
-                         path, strerror(errno));
-            goto out;
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-    }
-    /* The first line: editors and `echo` end files with a newline that is not part of it. */
-    char *nl = memchr(buf, '\n', len);
-    if (nl)
-        len = (size_t)(nl - buf);
-    if (len > 0 && buf[len - 1] == '\r')
-        len--;
+    char *secret = cf_secret_file_read(path, &len, err);
+    if (!secret)
+        return NULL;
     char source[96];
     snprintf(source, sizeof source, "file \"%.80s\"", path);
-    pw = s_new(buf, len, source);
+    cf_password_t *pw = s_new(secret, len, source);
     if (!pw)
         cf_error_set(err, "internal", "", "out of memory");
-out:
-    OPENSSL_cleanse(buf, sizeof buf);
-    if (fd >= 0)
-        close(fd);
+    OPENSSL_cleanse(secret, len);
+    free(secret);
     return pw;
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cf_mail.h"
+#include "cf_secret.h"
 #include "cf_log.h"
 #include "notify.h"
 
@@ -58,23 +59,17 @@ static char *s_dup_or_null(const char *s)
 /* The first line of PATH (caller wipes and frees), or NULL with why in ERR. */
 static char *s_read_secret(const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, errlen, "could not read [smtp] password_file \"%s\": %s", path,
-                 strerror(errno));
-        return NULL;
-    }
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n = getline(&line, &cap, f);
-    fclose(f);
-    if (n < 0) {
-        free(line);
+    cf_error_t e = {0};
+    size_t len = 0;
+    char *secret = cf_secret_file_read(path, &len, &e);
+    if (!secret) {
+        snprintf(err, errlen, "[smtp] password_file: %s", e.message);
+    } else if (len == 0) {
         snprintf(err, errlen, "[smtp] password_file \"%s\" is empty", path);
-        return NULL;
+        free(secret);
+        secret = NULL;
     }
-    line[strcspn(line, "\r\n")] = '\0';
-    return line;
+    return secret;
 }
 
 /* Fill C from [smtp]; what makes sending impossible goes into C->error. */
