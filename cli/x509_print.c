@@ -289,6 +289,30 @@ static json_t *s_crl_entries(const X509_CRL *crl)
     return out;
 }
 
+/* Every extension of SK as its model, under "extensions". One whose value does not decode is
+ * shown raw (the unknown shape, its DER in base64) and its reason goes to ERRORS with the
+ * field "extensions[I]...": one bad extension must not hide the others. */
+static void s_set_extensions(json_t *doc, const STACK_OF(X509_EXTENSION) * sk, json_t *errors)
+{
+    json_t *list = json_array();
+    for (int i = 0; list && i < sk_X509_EXTENSION_num(sk); i++) {
+        const X509_EXTENSION *ext = sk_X509_EXTENSION_value(sk, i);
+        cf_error_t err = {0};
+        json_t *model = cf_extension_from_openssl(ext, &err);
+        if (!model) {
+            char index[32];
+            snprintf(index, sizeof index, "extensions[%d]", i);
+            cf_error_prefix_field(&err, index);
+            json_array_append_new(errors, json_pack("{s:s, s:s, s:s}", "code", err.code, "field",
+                                                    err.field, "message", err.message));
+            cf_error_t raw_err = {0};
+            model = cf_extension_raw_from_openssl(ext, &raw_err);
+        }
+        json_array_append_new(list, model ? model : json_null()); /* indices stay aligned */
+    }
+    json_object_set_new(doc, "extensions", list ? list : json_null());
+}
+
 /* The whole document; every model that cannot be made is null with a reason in "errors". */
 json_t *cf_x509_describe(const cf_x509_object_t *obj)
 {
@@ -310,7 +334,7 @@ json_t *cf_x509_describe(const cf_x509_object_t *obj)
         json_object_set_new(doc, "public_key", s_public_key(X509_get0_pubkey(obj->cert)));
         json_object_set_new(doc, "signature_algorithm",
                             s_signature_algorithm(X509_get_signature_nid(obj->cert)));
-        m = cf_extensions_from_cert(obj->cert, &err);
+        s_set_extensions(doc, X509_get0_extensions(obj->cert), errors);
         break;
     case CF_X509_CSR:
         json_object_set_new(doc, "type", json_string("csr"));
@@ -319,7 +343,18 @@ json_t *cf_x509_describe(const cf_x509_object_t *obj)
         json_object_set_new(doc, "public_key", s_public_key(X509_REQ_get0_pubkey(obj->req)));
         json_object_set_new(doc, "signature_algorithm",
                             s_signature_algorithm(X509_REQ_get_signature_nid(obj->req)));
-        m = cf_extensions_from_req(obj->req, &err);
+        /* A request keeps its extensions in an attribute that may not decode at all. */
+        ERR_set_mark();
+        STACK_OF(X509_EXTENSION) *req_exts = X509_REQ_get_extensions(obj->req);
+        bool undecodable = !req_exts && ERR_peek_error() != 0;
+        ERR_pop_to_mark();
+        if (undecodable) {
+            cf_error_set(&err, "invalid_der", "", "the request's extensions cannot be decoded");
+            s_set_model(doc, "extensions", NULL, &err, errors);
+        } else {
+            s_set_extensions(doc, req_exts, errors);
+        }
+        sk_X509_EXTENSION_pop_free(req_exts, X509_EXTENSION_free);
         break;
     case CF_X509_CRL:
     default:
@@ -332,11 +367,10 @@ json_t *cf_x509_describe(const cf_x509_object_t *obj)
         json_object_set_new(doc, "signature_algorithm",
                             s_signature_algorithm(X509_CRL_get_signature_nid(obj->crl)));
         json_object_set_new(doc, "entries", s_crl_entries(obj->crl));
-        m = cf_extensions_from_crl(obj->crl, &err);
+        s_set_extensions(doc, X509_CRL_get0_extensions(obj->crl), errors);
         break;
     }
     json_object_set_new(doc, "fingerprints", s_fingerprints(obj));
-    s_set_model(doc, "extensions", m, &err, errors);
     if (json_array_size(errors) > 0)
         json_object_set_new(doc, "errors", errors);
     else
@@ -357,8 +391,8 @@ static const char *s_str(const json_t *doc, const char *key)
     return json_string_value(json_object_get(doc, key));
 }
 
-/* The reason a model is missing, from the document's "errors". */
-static const char *s_error_for(const json_t *doc, const char *key)
+/* The reason a model is missing or shown raw, from the document's "errors"; NULL: none. */
+static const char *s_error_find(const json_t *doc, const char *key)
 {
     size_t i;
     json_t *e;
@@ -370,7 +404,13 @@ static const char *s_error_for(const json_t *doc, const char *key)
             strchr(".[", field[klen] ? field[klen] : '.'))
             return s_str(e, "message");
     }
-    return "unknown error";
+    return NULL;
+}
+
+static const char *s_error_for(const json_t *doc, const char *key)
+{
+    const char *message = s_error_find(doc, key);
+    return message ? message : "unknown error";
 }
 
 static void s_name_line(const json_t *doc, const char *label, const char *key)
@@ -450,6 +490,11 @@ void cf_x509_print_text(const json_t *doc)
     json_t *ext;
     json_array_foreach(exts, i, ext)
     {
+        char key[32];
+        snprintf(key, sizeof key, "extensions[%zu]", i);
+        const char *bad = s_error_find(doc, key);
+        if (bad)
+            printf("    (cannot be decoded, shown raw: %s)\n", bad);
         char *text = cf_extension_to_text(ext);
         if (!text) {
             printf("    %s\n", s_str(ext, "type") ? s_str(ext, "type") : "?");

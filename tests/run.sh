@@ -151,6 +151,7 @@ if [ $quick = 0 ]; then
     [ -d "tests/fuzz/corpus/$short" ] && cp -r "tests/fuzz/corpus/$short/." "$corpus/"
     # Crashing inputs land next to the corpus in the tree (git ignores them) so that they
     # survive the cleanup and can be added to tests/fuzz/corpus as regression inputs.
+    touch "$tmp/$name.start"
     if (cd "$tmp" && "$root/$fuzzer" -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 \
           -artifact_prefix="$root/tests/fuzz/" -print_final_stats=1 "$corpus" \
           >"$tmp/$name.log" 2>&1); then
@@ -158,6 +159,17 @@ if [ $quick = 0 ]; then
       record "$name" "ok (${runs:-?} runs)"
     else
       tail -40 "$tmp/$name.log" >&2
+      # Minimise what it found, so that the regression input is small enough to read; it
+      # becomes a regression test once copied into the corpus (tests/fuzz/README.md).
+      for found in $(find tests/fuzz -maxdepth 1 -newer "$tmp/$name.start" -type f \
+                       \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' \)); do
+        small="tests/fuzz/minimized-$short-$(basename "$found")"
+        (cd "$tmp" && "$root/$fuzzer" -minimize_crash=1 -max_total_time=60 -rss_limit_mb=2048 \
+           -exact_artifact_path="$root/$small" "$root/$found" >"$tmp/$name.min.log" 2>&1) || true
+        [ -s "$small" ] || small=$found
+        echo "$name found $found; as a regression test:" >&2
+        echo "  cp $small tests/fuzz/corpus/$short/regress-$(basename "$found")" >&2
+      done
       record "$name" "FAILED (input saved in tests/fuzz/)"
     fi
   done

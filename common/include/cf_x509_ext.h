@@ -50,6 +50,9 @@ int cf_extensions_add_to_crl(X509_CRL *crl, const json_t *list, cf_error_t *err)
  * any well-formed certificate can be shown. OIDs without a model become {"type": "unknown"}.
  * DER that does not decode as its OID says, or with trailing bytes, fails with "invalid_der". */
 json_t *cf_extension_from_openssl(const X509_EXTENSION *ext, cf_error_t *err);
+/* Any extension in the unknown shape, {"type": "unknown", "value": {"oid", "value"}} with its
+ * raw DER, whatever its OID: how `x509 show` still shows one whose value does not decode. */
+json_t *cf_extension_raw_from_openssl(const X509_EXTENSION *ext, cf_error_t *err);
 /* Every extension of a certificate / request / CRL, in order, as a JSON array (caller owns);
  * errors are prefixed with the extension's index ("[3].value"). */
 json_t *cf_extensions_from_cert(const X509 *cert, cf_error_t *err);

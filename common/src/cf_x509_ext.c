@@ -413,7 +413,23 @@ int cf_extensions_add_to_crl(X509_CRL *crl, const json_t *list, cf_error_t *err)
     return rc;
 }
 
-json_t *cf_extension_from_openssl(const X509_EXTENSION *ext, cf_error_t *err)
+/* The value of an extension without a model: its OID and its DER in base64. */
+static json_t *s_unknown_value(const json_t *oid, const unsigned char *der, long len,
+                               cf_error_t *err)
+{
+    json_t *value = json_object();
+    if (value && (cf_ext_set(value, "oid", json_incref((json_t *)oid)) ||
+                  cf_ext_set(value, "value", cf_ext_base64_from_bytes(der, (size_t)len)))) {
+        json_decref(value);
+        value = NULL;
+    }
+    if (!value)
+        cf_error_set(err, "internal", "", "out of memory");
+    return value;
+}
+
+/* The model of EXT; RAW: the unknown shape even where the OID has a model. */
+static json_t *s_from_openssl(const X509_EXTENSION *ext, bool raw, cf_error_t *err)
 {
     if (!ext) {
         cf_error_set(err, "invalid_value", "", "no extension given");
@@ -427,7 +443,7 @@ json_t *cf_extension_from_openssl(const X509_EXTENSION *ext, cf_error_t *err)
     const ASN1_OCTET_STRING *data = X509_EXTENSION_get_data(e);
     const unsigned char *der = ASN1_STRING_get0_data(data);
     long len = ASN1_STRING_length(data);
-    const cf_ext_def_t *def = s_def_by_oid(json_string_value(oid));
+    const cf_ext_def_t *def = raw ? NULL : s_def_by_oid(json_string_value(oid));
     json_t *value = NULL;
     if (def) {
         value = def->decode(der, len, err);
@@ -436,14 +452,7 @@ json_t *cf_extension_from_openssl(const X509_EXTENSION *ext, cf_error_t *err)
         if (!value)
             cf_error_prefix_field(err, "value");
     } else {
-        value = json_object();
-        if (value && (cf_ext_set(value, "oid", json_incref(oid)) ||
-                      cf_ext_set(value, "value", cf_ext_base64_from_bytes(der, (size_t)len)))) {
-            json_decref(value);
-            value = NULL;
-        }
-        if (!value)
-            cf_error_set(err, "internal", "", "out of memory");
+        value = s_unknown_value(oid, der, len, err);
     }
     json_t *out = NULL;
     if (value) {
@@ -454,6 +463,16 @@ json_t *cf_extension_from_openssl(const X509_EXTENSION *ext, cf_error_t *err)
     }
     json_decref(oid);
     return out;
+}
+
+json_t *cf_extension_from_openssl(const X509_EXTENSION *ext, cf_error_t *err)
+{
+    return s_from_openssl(ext, false, err);
+}
+
+json_t *cf_extension_raw_from_openssl(const X509_EXTENSION *ext, cf_error_t *err)
+{
+    return s_from_openssl(ext, true, err);
 }
 
 /* Every extension of a stack, indexed like the stack. */

@@ -103,6 +103,9 @@ static void s_general_names(const GENERAL_NAMES *gns)
 /* The general names inside one extension, whichever kind of extension holds them. */
 static void s_extension_names(X509_EXTENSION *ext)
 {
+    /* The raw form `x509 show` falls back to (it fails only on an OID that cannot be read). */
+    cf_error_t err = {0};
+    json_decref(cf_extension_raw_from_openssl(ext, &err));
     int nid = OBJ_obj2nid(X509_EXTENSION_get_object(ext));
     void *value = X509V3_EXT_d2i(ext);
     if (!value) {

@@ -55,6 +55,27 @@ PY
 "$cf" x509 show leaf.csr | grep -q "show.example.test" || fail "CSR"
 "$cf" x509 show crl.pem | grep -qi "crl" || fail "CRL"
 
+# One extension whose value does not decode (a template SEQUENCE with bytes after its end):
+# the others are still shown, the bad one raw, with its reason, in text and in JSON.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout odd.key -days 1 \
+  -subj "/CN=odd.example.test" -addext "subjectAltName=DNS:odd.example.test" \
+  -addext "1.3.6.1.4.1.311.21.7=DER:30:0d:06:08:2b:06:01:04:01:82:37:15:02:01:00:02:01:00" \
+  -out odd.pem 2>/dev/null
+out=$("$cf" x509 show odd.pem) || fail "a certificate with one bad extension was not shown"
+grep -q "DNS:odd.example.test" <<<"$out" || fail "one bad extension hid the others: $out"
+grep -q "cannot be decoded, shown raw" <<<"$out" || fail "the bad extension is not named: $out"
+"$cf" --json x509 show odd.pem >odd.json
+python3 - odd.json <<'PY' || fail "JSON form of a bad extension"
+import json, sys
+d = json.load(open(sys.argv[1]))
+types = [e["type"] for e in d["extensions"]]
+assert "subject_alternative_name" in types, types
+raw = [e for e in d["extensions"] if e["type"] == "unknown"]
+assert raw and raw[0]["value"]["oid"] == "1.3.6.1.4.1.311.21.7", d["extensions"]
+i = d["extensions"].index(raw[0])
+assert any(e["field"].startswith("extensions[%d]" % i) for e in d["errors"]), d["errors"]
+PY
+
 echo "garbage" >bad.pem
 if "$cf" x509 show bad.pem 2>err.txt; then fail "garbage accepted"; fi
 [ -s err.txt ] || fail "no error message for garbage"

@@ -387,12 +387,48 @@ static void test_crl_from_openssl_api(void **state)
     EVP_PKEY_free(key);
 }
 
+/* The raw form of an extension: the unknown shape with its OID and DER, whether or not the OID
+ * has a model, and also where the model cannot decode the value (trailing bytes here). */
+static void test_raw_form(void **state)
+{
+    (void)state;
+    static const unsigned char bc_der[] = {0x30, 0x06, 0x01, 0x01, 0xff, 0x02, 0x01, 0x00};
+    static const unsigned char bad_der[] = {0x30, 0x03, 0x01, 0x01, 0xff, 0x02, 0x01, 0x00};
+    ASN1_OCTET_STRING *data = ASN1_OCTET_STRING_new();
+    assert_true(ASN1_OCTET_STRING_set(data, bc_der, sizeof bc_der));
+    X509_EXTENSION *ext = X509_EXTENSION_create_by_NID(NULL, NID_basic_constraints, 1, data);
+    assert_non_null(ext);
+
+    cf_error_t err = {0};
+    json_t *raw = cf_extension_raw_from_openssl(ext, &err);
+    json_t *want = tl_json("{\"type\": \"unknown\", \"critical\": true, \"value\":"
+                           " {\"oid\": \"2.5.29.19\", \"value\": \"MAYBAf8CAQA=\"}}");
+    tl_assert_equal(raw, want, "raw basic constraints");
+    json_decref(raw);
+    json_decref(want);
+
+    /* The same OID with a value that does not decode: the model refuses, the raw form holds. */
+    assert_true(ASN1_OCTET_STRING_set(data, bad_der, sizeof bad_der));
+    assert_true(X509_EXTENSION_set_data(ext, data));
+    assert_null(cf_extension_from_openssl(ext, &err));
+    assert_string_equal(err.code, "invalid_der");
+    cf_error_t raw_err = {0};
+    raw = cf_extension_raw_from_openssl(ext, &raw_err);
+    assert_non_null(raw);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(raw, "value"), "value")),
+                        "MAMBAf8CAQA=");
+    json_decref(raw);
+    X509_EXTENSION_free(ext);
+    ASN1_OCTET_STRING_free(data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_certificate_from_openssl_req, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_request_from_openssl_req, s_setup, s_teardown),
         cmocka_unit_test(test_crl_from_openssl_api),
+        cmocka_unit_test(test_raw_form),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
