@@ -24,7 +24,7 @@ row_seconds=${FAULTS_ROW_SECONDS:-5}
 burst=${FAULTS_BURST:-3000}
 pg_down_s=${FAULTS_PG_DOWN_S:-10}
 all_rows="kill-signer kill-crl kill-ocsp kill-validator kill-notifier kill-broker kill-scheduler
-redis-restart postgres-stop queue-full slow-client disconnect"
+kill-acme kill-ocspd redis-restart postgres-stop queue-full slow-client disconnect"
 rows=${FAULTS_ROWS:-$all_rows}
 
 fleet_up
@@ -166,7 +166,8 @@ run_row() {
 
 for row in $rows; do
   case "$row" in
-  kill-signer | kill-crl | kill-ocsp | kill-validator | kill-notifier | kill-broker)
+  kill-signer | kill-crl | kill-ocsp | kill-validator | kill-notifier | kill-broker | \
+    kill-acme | kill-ocspd)
     eval "fault_$row() { kill_proc ${row#kill-}; }"
     run_row "$row" "fault_$row"
     ;;

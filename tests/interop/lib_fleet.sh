@@ -4,7 +4,8 @@
 # CF_BIN_DIR, and the small assertions the scripts share. Skips (exit 77) without the test
 # services. After sourcing: $work (temp folder, the current directory), $conf, cf (the
 # command with the config), fleet_start PROG [NAME], fleet_wait_service TYPE COUNT,
-# free_port, fail, has, json, pyjson, expect_fail. Extra config lines: FLEET_EXTRA_CONFIG.
+# free_port, fail, has, json, pyjson, expect_fail. Extra config lines: FLEET_EXTRA_CONFIG. A
+# function fleet_on_exit, if the test defines one, runs first when the test exits.
 set -euo pipefail
 
 if [ -z "${CERTFLEET_TEST_PG:-}" ] || [ -z "${CERTFLEET_TEST_REDIS:-}" ]; then
@@ -25,6 +26,8 @@ db_made=0
 
 fleet_cleanup() {
   local rc=$?
+  # A test's own helpers (a DNS server, say) go first: fleet_on_exit, when the test defines it.
+  if declare -F fleet_on_exit >/dev/null; then fleet_on_exit || true; fi
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   if [ $db_made = 1 ]; then

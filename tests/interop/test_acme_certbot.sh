@@ -3,7 +3,9 @@
 # Boulder's own test setup runs it over plain HTTP. certbot registers, obtains a certificate
 # with http-01 (its standalone server on the loopback port certfleet-validator is configured
 # to use), renews it, and revokes it; `openssl verify` accepts the certificate, and
-# certfleet's OCSP (certfleet-ocspd, `openssl ocsp`) and CRL show the revocation.
+# certfleet's OCSP (certfleet-ocspd, `openssl ocsp`) and CRL show the revocation. Then a
+# wildcard certificate with dns-01: certbot's manual plugin, its hook putting the TXT records
+# into a dnsmasq on loopback that certfleet-validator is configured to ask.
 # shellcheck source=lib_fleet.sh
 . "$(dirname "$0")/lib_fleet.sh"
 command -v certbot >/dev/null || { echo "skipped: certbot is not installed" >&2; exit 77; }
@@ -11,6 +13,7 @@ command -v certbot >/dev/null || { echo "skipped: certbot is not installed" >&2;
 acme_port=$(free_port)
 http_port=$(free_port)
 ocspd_port=$(free_port)
+dns_port=$(free_port)
 host="127.0.0.1:$ocspd_port"
 cat >>"$conf" <<EOF
 [acme]
@@ -19,6 +22,7 @@ base_url = http://127.0.0.1:$acme_port
 [validator]
 http_port = $http_port
 connect_address = 127.0.0.1
+dns_resolver = 127.0.0.1:$dns_port
 timeout_ms = 5000
 [ocspd]
 listen = $host
@@ -101,4 +105,44 @@ fi
 cp "$work/cb/config/archive/web/cert1.pem" first.pem
 openssl verify -crl_check -CAfile root.pem -untrusted issuing.pem -CRLfile issuing.crl.pem \
   first.pem >/dev/null || fail "openssl verify -crl_check rejects the first certificate"
+# --- a wildcard certificate with dns-01 -----------------------------------------------------
+# certbot calls the auth hook once per name with the TXT value (CERTBOT_DOMAIN, without "*."
+# for the wildcard); the hook serves every value so far from a dnsmasq it starts again each
+# time (dnsmasq reads --txt-record only at start). Both names share one record name.
+if [ -x /usr/sbin/dnsmasq ]; then
+  fleet_on_exit() {
+    if [ -s "$work/dnsmasq.pid" ]; then kill "$(cat "$work/dnsmasq.pid")" 2>/dev/null; fi
+    return 0
+  }
+  cat >"$work/dns-auth.sh" <<EOF
+#!/usr/bin/env bash
+set -eu
+echo "--txt-record=_acme-challenge.\$CERTBOT_DOMAIN,\$CERTBOT_VALIDATION" >>"$work/txt-records"
+if [ -s "$work/dnsmasq.pid" ]; then
+  old=\$(cat "$work/dnsmasq.pid")
+  kill "\$old" 2>/dev/null || true
+  for _ in \$(seq 50); do kill -0 "\$old" 2>/dev/null || break; sleep 0.1; done
+fi
+# Without --keep-in-foreground dnsmasq returns once it has bound its port.
+mapfile -t records <"$work/txt-records"
+/usr/sbin/dnsmasq --port=$dns_port --listen-address=127.0.0.1 --bind-interfaces --no-resolv \\
+  --no-hosts --local=/test/ --user=root --pid-file="$work/dnsmasq.pid" --log-queries \\
+  --log-facility="$work/dnsmasq.log" "\${records[@]}"
+EOF
+  chmod +x "$work/dns-auth.sh"
+  certbot_run certonly --manual --preferred-challenges dns --manual-auth-hook "$work/dns-auth.sh" \
+    -d "*.wild.example.test" -d wild.example.test --cert-name wild
+  [ "$(wc -l <"$work/txt-records")" = 2 ] || fail "certbot's hook did not run once per name"
+  wild="$work/cb/config/live/wild"
+  openssl verify -x509_strict -CAfile root.pem -untrusted "$wild/chain.pem" "$wild/cert.pem" \
+    >/dev/null || fail "openssl verify rejects the wildcard certificate"
+  sans=$(openssl x509 -in "$wild/cert.pem" -noout -ext subjectAltName)
+  has "$sans" "DNS:*.wild.example.test" "the wildcard certificate's subjectAltName"
+  has "$sans" "DNS:wild.example.test" "the wildcard certificate's subjectAltName"
+  # The validator really asked the DNS server for the record.
+  grep -qF "query[TXT] _acme-challenge.wild.example.test from 127.0.0.1" "$work/dnsmasq.log" ||
+    fail "dnsmasq saw no TXT query for _acme-challenge.wild.example.test"
+else
+  echo "skipped the dns-01 part: /usr/sbin/dnsmasq is not installed (dnsmasq-base)" >&2
+fi
 echo "interop.acme_certbot: ok"
