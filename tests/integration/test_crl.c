@@ -3,7 +3,8 @@
  * refuses a revoked leaf and accepts a good one with the CRL the chain's URLs point at; a
  * sharded CA builds each shard with its own numbers and URL; many builds of one CRL in flight
  * across both workers draw strictly increasing numbers; bad input changes nothing.
- * Certificates are revoked with SQL here (cert.revoke is another job's test). */
+ * Certificates are revoked with SQL here (cert.revoke is another job's test), but for the race
+ * of a revocation with the first CRL of a scope, where cert.revoke meets a build's lock. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +20,7 @@
 #include <string.h>
 
 #include "cf_client.h"
+#include "cf_crl_lock.h"
 #include "cf_msgpack.h"
 #include "cf_pg.h"
 #include "cf_redis.h"
@@ -594,13 +596,125 @@ static void test_ed25519_and_bad_input(void **state)
     X509_free(sh);
 }
 
+/* ---- 5. revocations racing the first CRL of a scope --------------------------------------- */
+
+/* An async job of TYPE with PARAMS (consumed). */
+static void s_send(s_fleet_t *f, const char *type, json_t *params)
+{
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    cf_test_pack_params(&buf, params, NULL, 0);
+    json_decref(params);
+    assert_int_equal(cf_client_send(f->client, NULL, type, buf.data, buf.size, 0, NULL), 0);
+    msgpack_sbuffer_destroy(&buf);
+}
+
+/* No reply yet (the job waits for the test's transaction), then, after COMMIT on TX, its reply
+ * (caller owns). The wait is far below [postgres] lock_timeout_ms (5 s). */
+static cf_reply_t *s_after_commit(s_fleet_t *f, cf_pg_t *tx, const char *what)
+{
+    cf_reply_t *early = cf_client_recv(f->client, 800);
+    if (early)
+        fail_msg("%s answered while the test's transaction held the CRL lock", what);
+    assert_int_equal(cf_pg_exec(tx, "COMMIT"), 0);
+    cf_reply_t *r = cf_client_recv(f->client, 20000);
+    assert_non_null(r);
+    s_assert_ok(r, what);
+    return r;
+}
+
+static bool s_crl_lists(X509_CRL *crl, const char *serial)
+{
+    STACK_OF(X509_REVOKED) *revoked = X509_CRL_get_REVOKED(crl);
+    for (int i = 0; i < sk_X509_REVOKED_num(revoked); i++) {
+        BIGNUM *bn = ASN1_INTEGER_to_BN(
+            X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(revoked, i)), NULL);
+        char *hex = BN_bn2hex(bn);
+        bool same = strcmp(hex, serial) == 0;
+        OPENSSL_free(hex);
+        BN_free(bn);
+        if (same)
+            return true;
+    }
+    return false;
+}
+
+static void test_first_crl_race(void **state)
+{
+    s_fleet_t *f = *state;
+    cf_pg_t *tx = cf_pg_new(f->fleet.conninfo);
+    assert_non_null(tx);
+    char sql[512], caf[400];
+
+    /* (a) A revocation under way (its transaction holds the shared CRL locks and has marked
+     * the row, as the signer's does) when the first CRL of the scope is built: the build waits
+     * for its commit and lists it. Without the lock it would store a CRL without it, not
+     * stale, since there was no stored CRL to mark. */
+    X509 *ca = s_ca(f, "race", NULL, "EC", 1);
+    char *serial;
+    X509 *leaf = s_issue(f, "race", "race.example.com", &serial);
+    int64_t ca_id = s_count(f, "SELECT id FROM certificate_authorities WHERE name = 'race'");
+    assert_int_equal(cf_pg_exec(tx, "BEGIN"), 0);
+    assert_int_equal(cf_crl_lock_revocation(tx, ca_id, false), 0);
+    snprintf(sql, sizeof sql,
+             "UPDATE certificates SET revoked = true, revoked_date = now(), revoked_reason = "
+             "'superseded' WHERE serial = '%s'",
+             serial);
+    cf_test_sql(tx, sql);
+    s_send(f, "crl.build", json_pack("{s:s, s:s}", "ca", "race", "scope", "user"));
+    cf_reply_t *r = s_after_commit(f, tx, "first crl.build during a revocation");
+    cf_reply_destroy(&r);
+    s_write_pem(f, "race.pem", ca, NULL, caf, sizeof caf);
+    X509_CRL *crl = s_stored_crl(f, "race", "user", 0, caf, "race.der");
+    assert_true(s_crl_lists(crl, serial));
+    X509_CRL_free(crl);
+
+    /* (b) The first CRL being built (the test's transaction holds the exclusive lock and stores
+     * the row, as a first build does) when cert.revoke comes: the revocation waits for the
+     * commit, then marks the new row stale, and the next if_stale build lists it. */
+    X509 *ca2 = s_ca(f, "race2", NULL, "EC", 1);
+    char *serial2;
+    X509 *leaf2 = s_issue(f, "race2", "race2.example.com", &serial2);
+    int64_t ca2_id = s_count(f, "SELECT id FROM certificate_authorities WHERE name = 'race2'");
+    assert_int_equal(cf_pg_exec(tx, "BEGIN"), 0);
+    assert_int_equal(cf_crl_lock(tx, ca2_id, CF_SCOPE_USER, true), 0);
+    /* A stand-in for the CRL the build stores (number -1: any real build replaces it). */
+    snprintf(sql, sizeof sql,
+             "INSERT INTO crls (ca_id, scope, shard, number, this_update, next_update, der) "
+             "VALUES (%lld, 'user', 0, -1, now(), now() + interval '1 day', '\\x30'::bytea)",
+             (long long)ca2_id);
+    cf_test_sql(tx, sql);
+    s_send(f, "cert.revoke", json_pack("{s:s}", "serial", serial2));
+    r = s_after_commit(f, tx, "cert.revoke during a first crl.build");
+    assert_int_equal(s_int(r, "crls_marked"), 1);
+    cf_reply_destroy(&r);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM crls WHERE ca_id = %lld AND scope = 'user' AND stale AND "
+             "marks = 1",
+             (long long)ca2_id);
+    assert_int_equal(s_count(f, sql), 1);
+    r = s_build(f, json_pack("{s:s, s:s, s:b}", "ca", "race2", "scope", "user", "if_stale", 1));
+    cf_reply_destroy(&r);
+    s_write_pem(f, "race2.pem", ca2, NULL, caf, sizeof caf);
+    crl = s_stored_crl(f, "race2", "user", 0, caf, "race2.der");
+    assert_true(s_crl_lists(crl, serial2));
+    X509_CRL_free(crl);
+
+    cf_pg_destroy(&tx);
+    free(serial);
+    free(serial2);
+    X509_free(leaf);
+    X509_free(leaf2);
+    X509_free(ca);
+    X509_free(ca2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_chain),
-        cmocka_unit_test(test_sharded),
-        cmocka_unit_test(test_concurrent),
-        cmocka_unit_test(test_ed25519_and_bad_input),
+        cmocka_unit_test(test_chain),          cmocka_unit_test(test_sharded),
+        cmocka_unit_test(test_concurrent),     cmocka_unit_test(test_ed25519_and_bad_input),
+        cmocka_unit_test(test_first_crl_race),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }

@@ -12,6 +12,7 @@
 
 #include "cf_ca.h"
 #include "cf_crl.h"
+#include "cf_crl_lock.h"
 #include "cf_general_name.h"
 #include "cf_key.h"
 #include "cf_log.h"
@@ -581,6 +582,19 @@ int crl_build(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer *result
         goto out;
     }
     int64_t marks = s_marks(ctx, ca->id, cf_scope_name(scope), (int)shard);
+    if (marks == -1) {
+        /* The first CRL of this scope: no stored row for a revocation to mark stale. Wait for
+         * the revocations under way and hold off new ones until this commit, so that the
+         * entries read below list every revocation that committed (cf_crl_lock.h). */
+        if (cf_crl_lock(ctx->pg, ca->id, scope, true) != 0) {
+            cf_error_set(err, "unavailable", "",
+                         "could not lock the %s CRLs of certificate authority \"%s\": %s",
+                         cf_scope_name(scope), ca->name, cf_pg_errstr(ctx->pg));
+            rc = CF_HANDLER_ABORT;
+            goto out;
+        }
+        marks = s_marks(ctx, ca->id, cf_scope_name(scope), (int)shard);
+    }
     if (marks < -1) {
         cf_error_set(err, "unavailable", "", "could not read the stored CRL: %s",
                      cf_pg_errstr(ctx->pg));

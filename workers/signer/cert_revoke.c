@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cf_crl_lock.h"
 #include "cf_log.h"
 #include "cf_ocsp.h"
 #include "cf_params.h"
@@ -80,9 +81,13 @@ static int s_mark(cf_handler_ctx_t *ctx, const char *serial, const s_target_t *t
     return n;
 }
 
-/* Mark the issuer's CRLs that list the target as stale; how many. */
+/* Mark the issuer's CRLs that list the target as stale; how many. First the shared CRL locks
+ * of those scopes: a first CRL being built (no row to mark yet) is waited for, and a first
+ * build that starts now waits for this commit and lists the target (cf_crl_lock.h). */
 static int s_mark_crls(cf_handler_ctx_t *ctx, const s_target_t *t, int *marked, cf_error_t *err)
 {
+    if (cf_crl_lock_revocation(ctx->pg, t->issuer_id, t->is_ca) != 0)
+        return s_db_error(ctx, err, "lock the CRLs");
     char issuer[32], shard[16];
     snprintf(issuer, sizeof issuer, "%lld", (long long)t->issuer_id);
     snprintf(shard, sizeof shard, "%d", t->crl_shard);
