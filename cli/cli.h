@@ -39,6 +39,10 @@ int cf_cli_option_error(int c, char **argv, const char *noun);
 char *cf_cli_read_password(const char *path);
 /* Wipe and free a secret string. */
 void cf_cli_free_secret(char *secret);
+/* --password ARG, or --password-file ARG (FROM_FILE), into PARAMS' "password", once; a
+ * password read from a file is kept in *SECRET_P for cf_cli_free_secret. 0, 2 (given twice,
+ * said) or 1 (the file could not be read, said): the command's exit code on failure. */
+int cf_cli_password_option(json_t *params, bool from_file, const char *arg, char **secret_p);
 
 /* Print DOC as one indented JSON document on standard output. */
 void cf_cli_print_json(const json_t *doc);

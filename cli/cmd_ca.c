@@ -251,18 +251,9 @@ static int s_init(cf_cli_t *cli, int argc, char **argv)
             break;
         case O_PASSWORD:
         case O_PASSWORD_FILE:
-            if (json_object_get(params, "password")) {
-                rc = cf_cli_usage_error("give --password or --password-file, once");
+            if ((c = cf_cli_password_option(params, c == O_PASSWORD_FILE, optarg, &secret)) != 0) {
+                rc = c;
                 goto out;
-            }
-            if (c == O_PASSWORD_FILE) {
-                if (!(secret = cf_cli_read_password(optarg))) {
-                    rc = 1;
-                    goto out;
-                }
-                json_object_set_new(params, "password", json_string(secret));
-            } else {
-                json_object_set_new(params, "password", json_string(optarg));
             }
             break;
         case O_HOSTNAME:

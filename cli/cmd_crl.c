@@ -159,7 +159,6 @@ static int s_build(cf_cli_t *cli, int argc, char **argv)
     const char *password_file = NULL;
     json_t *base = json_object(), *cas = NULL, *jobs = json_array();
     char *secret = NULL;
-    cf_pg_t *pg = NULL;
     cf_cli_batch_t *batch = NULL;
     optind = 1;
     opterr = 0;
@@ -220,15 +219,9 @@ static int s_build(cf_cli_t *cli, int argc, char **argv)
         goto out;
     }
     rc = 1;
-    if (password_file) {
-        if (!(secret = cf_cli_read_password(password_file)))
-            goto out;
-        json_object_set_new(base, "password", json_string(secret));
-    }
-    if (!(pg = cf_cli_pg_open(cli)) ||
-        !(cas = cf_cli_cas_select(pg, argv + optind, names, all, false)))
+    if ((password_file && cf_cli_password_option(base, true, password_file, &secret) != 0) ||
+        !(cas = cf_cli_cas_select(cli, argv + optind, names, all, false)))
         goto out;
-    cf_pg_destroy(&pg);
     if (!(batch = cf_cli_batch_new("crl build", NULL)))
         goto out;
     size_t i;
@@ -278,7 +271,6 @@ static int s_build(cf_cli_t *cli, int argc, char **argv)
 out:
     cf_cli_batch_destroy(&batch);
     cf_cli_free_secret(secret);
-    cf_pg_destroy(&pg);
     json_decref(cas);
     json_decref(jobs);
     json_decref(base);

@@ -137,7 +137,6 @@ static int s_keygen(cf_cli_t *cli, int argc, char **argv)
     const char *password_file = NULL;
     json_t *base = json_object(), *cas = NULL;
     char *secret = NULL;
-    cf_pg_t *pg = NULL;
     cf_cli_batch_t *batch = NULL;
     optind = 1;
     opterr = 0;
@@ -192,15 +191,9 @@ static int s_keygen(cf_cli_t *cli, int argc, char **argv)
     if ((rc = s_targets(names, all, "ocsp keygen CA ... | --all [OPTIONS]")) != 0)
         goto out;
     rc = 1;
-    if (password_file) {
-        if (!(secret = cf_cli_read_password(password_file)))
-            goto out;
-        json_object_set_new(base, "password", json_string(secret));
-    }
-    if (!(pg = cf_cli_pg_open(cli)) ||
-        !(cas = cf_cli_cas_select(pg, argv + optind, names, all, false)))
+    if ((password_file && cf_cli_password_option(base, true, password_file, &secret) != 0) ||
+        !(cas = cf_cli_cas_select(cli, argv + optind, names, all, false)))
         goto out;
-    cf_pg_destroy(&pg);
     if (!(batch = cf_cli_batch_new("ocsp keygen", NULL)))
         goto out;
     size_t i;
@@ -234,7 +227,6 @@ static int s_keygen(cf_cli_t *cli, int argc, char **argv)
 out:
     cf_cli_batch_destroy(&batch);
     cf_cli_free_secret(secret);
-    cf_pg_destroy(&pg);
     json_decref(cas);
     json_decref(base);
     return rc;
@@ -346,7 +338,6 @@ static int s_presign(cf_cli_t *cli, int argc, char **argv)
     bool all = false, force = false;
     long long max_shards = cf_config_get_int(cli->config, "ocsp", "presign_shards", 64);
     json_t *cas = NULL, *without = json_array();
-    cf_pg_t *pg = NULL;
     cf_cli_batch_t *batch = NULL;
     s_presign_t sums = {0};
     size_t ncas = 0;
@@ -377,10 +368,8 @@ static int s_presign(cf_cli_t *cli, int argc, char **argv)
         goto out;
     max_shards = max_shards < 1 ? 1 : max_shards > 4096 ? 4096 : max_shards;
     rc = 1;
-    if (!(pg = cf_cli_pg_open(cli)) ||
-        !(cas = cf_cli_cas_select(pg, argv + optind, names, all, true)))
+    if (!(cas = cf_cli_cas_select(cli, argv + optind, names, all, true)))
         goto out;
-    cf_pg_destroy(&pg);
     size_t total_jobs = 0, i;
     json_t *ca;
     /* At most one shard per S_CERTS_PER_SHARD certificates: a job per few certificates costs
@@ -451,7 +440,6 @@ out:
     cf_cli_batch_destroy(&batch);
     free(sums.cas);
     free(sums.ca_of_job);
-    cf_pg_destroy(&pg);
     json_decref(without);
     json_decref(cas);
     return rc;

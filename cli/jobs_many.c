@@ -11,6 +11,7 @@
 #include "cf_client.h"
 #include "cf_msgpack.h"
 #include "cf_proto.h"
+#include "store.h"
 
 /* How long one job may wait for its final reply, from its first send: CRL builds wait for
  * each other's locks and a presign shard of a large CA signs for a while, but a job that has
@@ -361,8 +362,11 @@ int cf_cli_batch_run(cf_cli_batch_t *self, cf_cli_t *cli)
 
 /* --- the CAs to work on ------------------------------------------------------------------ */
 
-json_t *cf_cli_cas_select(cf_pg_t *pg, char *const *names, int n, bool all, bool count_certs)
+json_t *cf_cli_cas_select(cf_cli_t *cli, char *const *names, int n, bool all, bool count_certs)
 {
+    cf_pg_t *pg = cf_cli_pg_open(cli);
+    if (!pg)
+        return NULL;
     json_t *list = json_array(), *wanted = json_array();
     for (int i = 0; i < n; i++)
         json_array_append_new(wanted, json_string(names[i]));
@@ -421,10 +425,12 @@ json_t *cf_cli_cas_select(cf_pg_t *pg, char *const *names, int n, bool all, bool
     }
     PQclear(res);
     json_decref(wanted);
+    cf_pg_destroy(&pg);
     return list;
 fail:
     PQclear(res);
     json_decref(wanted);
     json_decref(list);
+    cf_pg_destroy(&pg);
     return NULL;
 }

@@ -61,7 +61,8 @@ json_t *cf_cli_batch_error_json(const cf_cli_batch_t *self, size_t index);
  * "crl_shards", "usable" (enabled, not revoked, not expired), "responder" (has a current
  * OCSP responder), and with COUNT_CERTS "certificates" (its unexpired certificates and child
  * CAs)}, ordered by name (new reference). With ALL: every usable CA (NAMES must be empty);
- * else the N NAMES, each of which must exist. NULL after printing why. */
-json_t *cf_cli_cas_select(cf_pg_t *pg, char *const *names, int n, bool all, bool count_certs);
+ * else the N NAMES, each of which must exist. Read through a connection of its own. NULL after
+ * printing why. */
+json_t *cf_cli_cas_select(cf_cli_t *cli, char *const *names, int n, bool all, bool count_certs);
 
 #endif

@@ -103,6 +103,16 @@ char *cf_cli_read_password(const char *path)
     return secret;
 }
 
+int cf_cli_password_option(json_t *params, bool from_file, const char *arg, char **secret_p)
+{
+    if (json_object_get(params, "password"))
+        return cf_cli_usage_error("give --password or --password-file, once");
+    if (from_file && !(*secret_p = cf_cli_read_password(arg)))
+        return 1;
+    json_object_set_new(params, "password", json_string(from_file ? *secret_p : arg));
+    return 0;
+}
+
 void cf_cli_free_secret(char *secret)
 {
     if (secret)

@@ -53,6 +53,9 @@ openssl x509 -in bundle.pem -noout -text | grep -q "OCSP - URI" &&
   fail "cert sign --no-ocsp-url: the OCSP URL is there"
 cf cert sign --ca itinter --csr leaf.csr --password 'inter secret' --format DER -o leaf.der 2>/dev/null
 openssl x509 -inform DER -in leaf.der -noout || fail "cert sign --format DER: not DER"
+expect_fail 2 "give --password or --password-file, once" cert sign --ca itinter --csr leaf.csr \
+  --password 'inter secret' --password-file pw
+expect_fail 1 "nonexistent" cert sign --ca itinter --csr leaf.csr --password-file nonexistent
 cf --json cert sign --ca itinter --csr leaf.csr --password 'inter secret' >sign.json
 json "cert sign --json" <sign.json
 pyjson 'd["ca"] == "itinter" and len(d["chain"]) == 2 and d["der"]' "cert sign --json" <sign.json

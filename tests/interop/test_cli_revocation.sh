@@ -49,6 +49,9 @@ expect_fail 2 'option "--shard" needs --scope' crl build root --shard 1
 expect_fail 2 'scope "ca" has only shard 0' crl build root --scope ca --shard 1
 expect_fail 2 'option "--expires" needs an integer from 600' crl build --all --expires 5
 expect_fail 2 'unknown option "--frobnicate"' crl build --all --frobnicate
+expect_fail 1 'could not open.*"missing.pw"\|"missing.pw"' crl build --all --password-file missing.pw
+: >empty.pw
+expect_fail 1 'password file "empty.pw" is empty' ocsp keygen --all --password-file empty.pw
 expect_fail 2 "usage: certfleet crl dump" crl dump
 expect_fail 2 'unknown CRL scope "nope"' crl dump root --scope nope
 expect_fail 2 'option "--shard" needs an integer' crl dump root --shard -1
