@@ -39,6 +39,7 @@ typedef struct {
     size_t connection_memory;    /* per-connection memory limit of MHD */
     int max_connections;         /* connections in all */
     int per_ip_connection_limit; /* connections per client address, 0: no limit */
+    bool suspend_resume; /* handlers may suspend their connection (MHD_suspend_connection) */
 } cf_front_daemon_t;
 
 /* Start MHD on S->listen (an internal epoll thread pool, address reuse, MHD's messages in our

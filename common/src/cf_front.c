@@ -99,6 +99,8 @@ struct MHD_Daemon *cf_front_daemon_start(const cf_front_daemon_t *s,
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO | MHD_USE_ERROR_LOG;
     if (v6)
         flags |= MHD_USE_IPv6;
+    if (s->suspend_resume)
+        flags |= MHD_ALLOW_SUSPEND_RESUME;
     struct MHD_Daemon *mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, access, cls,
         /* First, so that MHD's own complaints about the options below come through it. */

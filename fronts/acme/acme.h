@@ -40,6 +40,7 @@ typedef struct {
     int64_t finalize_wait_ms;    /* finalize_wait_ms: wait for cert.issue (and cert.revoke) */
     int64_t validate_deadline_s; /* validate_deadline_s: deadline of an acme.validate job */
     int retry_after_s;           /* retry_after_s: Retry-After on unfinished objects */
+    int64_t challenge_wait_ms;   /* challenge_wait_ms: a challenge POST waits for the verdict */
 } acme_settings_t;
 
 /* Read the [acme] section. 0, or -1 (logged) when a value is out of range. */
@@ -71,9 +72,6 @@ cf_redis_t *acme_store_redis(acme_store_t *self);
  * nobody waits for any more (acme.validate, timed-out issuance) are read and dropped first.
  * NULL when the client cannot be made. */
 cf_client_t *acme_store_client(acme_store_t *self);
-/* Wait up to WAIT_MS for the reply to job ID sent on the thread's client; replies to other
- * jobs are dropped. The reply (caller owns) or NULL when none came in time. */
-cf_reply_t *acme_job_wait(acme_store_t *self, const uint8_t id[CF_JOB_ID_SIZE], int64_t wait_ms);
 /* True when both PostgreSQL and Redis answer. */
 bool acme_store_healthy(acme_store_t *self);
 
@@ -104,11 +102,14 @@ int acme_ca_load(acme_store_t *store, const char *name, acme_ca_t *out);
 
 /* ---- the server ------------------------------------------------------------------------- */
 
+typedef struct _acme_park_t acme_park_t;
+
 typedef struct {
     cf_config_t *cfg;         /* the config (borrowed; read-only while running) */
     acme_settings_t settings; /* [acme] */
     pthread_key_t store_key;  /* each MHD thread's acme_store_t */
     struct MHD_Daemon *mhd;   /* the HTTP daemon, NULL when stopped */
+    acme_park_t *park;        /* the parking thread (park.c) */
 } acme_t;
 
 /* Start the daemon on settings.listen. 0, or -1 (logged). */
@@ -142,7 +143,7 @@ typedef struct {
     bool tos_agreed;              /* terms_of_service_agreed */
 } acme_account_t;
 
-typedef struct {
+typedef struct acme_req {
     acme_t *srv;                 /* the server */
     struct MHD_Connection *conn; /* the connection */
     acme_store_t *store;         /* the thread's connections */
@@ -158,7 +159,35 @@ typedef struct {
     acme_account_t account;      /* the signer's account (kid requests) */
     bool has_account;            /* account is set */
     acme_reply_t reply;          /* what goes back */
+    /* Parked (park.c): the connection is suspended until the job's reply or the wait's end. */
+    bool parked;                                           /* waiting for RESUME */
+    void (*resume)(struct acme_req *, const cf_reply_t *); /* finishes the request */
+    void *resume_arg;                                      /* what RESUME needs (owned) */
+    void (*resume_free)(void *);                           /* frees RESUME_ARG, or NULL */
+    cf_reply_t *parked_reply; /* the job's reply, NULL when none came */
 } acme_req_t;
+
+/* What a parked request does when its job has answered or its wait is over: REPLY (borrowed)
+ * is the job's reply, NULL when none came in time; it sets req->reply as any handler does. */
+typedef void(acme_resume_fn)(acme_req_t *req, const cf_reply_t *reply);
+
+/* ---- waiting for jobs without holding the HTTP thread (park.c) -------------------------- */
+
+/* Start the parking thread (its broker client from CFG). NULL when it cannot be started. */
+acme_park_t *acme_park_new(cf_config_t *cfg);
+/* Resume every parked request without a reply and join the thread: before the daemon stops. */
+void acme_park_stop(acme_park_t *self);
+void acme_park_destroy(acme_park_t **self_p);
+/* Send the job (ID, or NULL for a new one; TYPE; packed PARAMS; DEADLINE_MS, Unix ms) and park
+ * REQ until its reply comes, at most WAIT_MS: the connection is suspended, its thread serves
+ * the others, and RESUME finishes the request on that thread afterwards. ARG is RESUME's,
+ * freed with FREE_ARG (may be NULL) after it. 0, or -1 when it could not be parked (out of
+ * memory, stopping): then nothing was sent and ARG is still the caller's. */
+int acme_park(acme_req_t *req, const uint8_t *id, const char *type, const void *params,
+              size_t params_len, uint64_t deadline_ms, int64_t wait_ms, acme_resume_fn *resume,
+              void *arg, void (*free_arg)(void *));
+/* Run the parked request's RESUME with its reply and free what parking held (http.c). */
+void acme_park_finish(acme_req_t *req);
 
 /* Free what REQ owns. */
 void acme_req_clear(acme_req_t *req);

@@ -1,9 +1,12 @@
 /* challenge: the challenge URL (RFC 8555 7.5.1). POST-as-GET reads it; a POST of "{}" asks
  * for validation: a pending challenge of a pending, unexpired authorization (of a pending
- * order) becomes processing and an acme.validate job goes to the validator, which is not
- * waited for: it writes the verdict into PostgreSQL itself. A challenge already processing
- * gets its job sent again (the validator is idempotent and locks per challenge, so this only
- * heals a job lost on the way); a valid or invalid one is answered as it is. */
+ * order) becomes processing and an acme.validate job goes to the validator, which writes the
+ * verdict into PostgreSQL itself. The POST waits for that verdict up to challenge_wait_ms
+ * without holding its HTTP thread (park.c), so that a quick validation is answered valid or
+ * invalid at once and the client's first poll finds it done; past the wait it answers
+ * processing and the client polls. A challenge already processing gets its job sent again
+ * (the validator is idempotent and locks per challenge, so this only heals a job lost on the
+ * way); a valid or invalid one is answered as it is. */
 #include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,10 +82,26 @@ static void s_reply(acme_req_t *req, const s_chall_t *ch)
                                         ch->validated, ch->error));
 }
 
-/* Send acme.validate for the challenge without waiting for the reply. */
-static void s_submit(acme_req_t *req, const s_chall_t *ch)
+/* The end of a challenge POST parked for its acme.validate: answer with the challenge as it
+ * is now (the validator has written its verdict, or it is still processing). */
+static void s_submit_resume(acme_req_t *req, const cf_reply_t *reply)
 {
-    cf_client_t *client = acme_store_client(req->store);
+    (void)reply; /* the verdict is in PostgreSQL; the reply only says it is there */
+    s_chall_t ch;
+    int found = s_load(req, req->slug, &ch);
+    if (found != 1) {
+        acme_internal(req);
+        return;
+    }
+    s_reply(req, &ch);
+    free(ch.error);
+}
+
+/* Send acme.validate for the challenge. With challenge_wait_ms the request is parked until
+ * the verdict (1: s_submit_resume answers); else, or when it cannot be parked, the job goes
+ * out on the thread's client without waiting (0: the caller answers now). */
+static int s_submit(acme_req_t *req, const s_chall_t *ch)
+{
     msgpack_sbuffer buf;
     msgpack_sbuffer_init(&buf);
     msgpack_packer pk;
@@ -91,8 +110,12 @@ static void s_submit(acme_req_t *req, const s_chall_t *ch)
     cf_msgpack_pack_cstr(&pk, "challenge");
     cf_msgpack_pack_cstr(&pk, ch->slug);
     uint64_t deadline = cf_now_ms() + (uint64_t)req->srv->settings.validate_deadline_s * 1000;
-    if (!client ||
-        cf_client_send(client, NULL, "acme.validate", buf.data, buf.size, deadline, NULL) != 0)
+    int64_t wait = req->srv->settings.challenge_wait_ms;
+    int parked = wait > 0 && acme_park(req, NULL, "acme.validate", buf.data, buf.size, deadline,
+                                       wait, s_submit_resume, NULL, NULL) == 0;
+    cf_client_t *client = parked ? NULL : acme_store_client(req->store);
+    if (!parked && (!client || cf_client_send(client, NULL, "acme.validate", buf.data, buf.size,
+                                              deadline, NULL) != 0))
         cf_log_error("could not send acme.validate for challenge \"%s\"; it is sent again when "
                      "the client posts to it",
                      ch->slug);
@@ -100,6 +123,7 @@ static void s_submit(acme_req_t *req, const s_chall_t *ch)
         cf_log_info("challenge \"%s\" (%s) of \"%s\" sent for validation", ch->slug, ch->type,
                     ch->authz.value);
     msgpack_sbuffer_destroy(&buf);
+    return parked;
 }
 
 void acme_challenge_post(acme_req_t *req)
@@ -125,7 +149,8 @@ void acme_challenge_post(acme_req_t *req)
     if (!acme_payload(req))
         goto out;
     if (strcmp(ch.status, "processing") == 0) {
-        s_submit(req, &ch);
+        if (s_submit(req, &ch))
+            goto out;
     } else if (strcmp(ch.status, "pending") == 0) {
         if (strcmp(ch.authz.status, "expired") == 0) {
             acme_problem(req, "malformed", 0, "the authorization has expired");
@@ -163,7 +188,8 @@ void acme_challenge_post(acme_req_t *req)
             }
         } else {
             snprintf(ch.status, sizeof ch.status, "processing");
-            s_submit(req, &ch);
+            if (s_submit(req, &ch))
+                goto out;
         }
     }
     s_reply(req, &ch);

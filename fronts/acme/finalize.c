@@ -223,16 +223,15 @@ static void s_pack_issue(acme_req_t *req, const acme_order_t *order, const unsig
     }
 }
 
-/* Send the order's cert.issue job (its fixed id) and wait up to WAIT_MS for the reply.
- * The reply (caller owns) or NULL when none came in time. */
-static cf_reply_t *s_send_issue(acme_req_t *req, const acme_order_t *order,
-                                const unsigned char *der, size_t len, const s_csr_names_t *names,
-                                int64_t wait_ms)
+/* Send the order's cert.issue job again (its fixed id) on the thread's client, without
+ * waiting: a later read of the order finds its stored result. */
+static void s_resend_issue(acme_req_t *req, const acme_order_t *order, const unsigned char *der,
+                           size_t len, const s_csr_names_t *names)
 {
     cf_client_t *client = acme_store_client(req->store);
     if (!client) {
         cf_log_error("no broker client: cert.issue for order \"%s\" not sent", order->slug);
-        return NULL;
+        return;
     }
     uint8_t id[CF_JOB_ID_SIZE];
     s_job_id(order->slug, id, NULL);
@@ -240,11 +239,9 @@ static cf_reply_t *s_send_issue(acme_req_t *req, const acme_order_t *order,
     msgpack_sbuffer_init(&buf);
     s_pack_issue(req, order, der, len, names, &buf);
     uint64_t deadline = cf_now_ms() + (uint64_t)req->srv->settings.finalize_wait_ms;
-    /* -1 means this thread's client still has the job in flight from an earlier send: then
-     * we wait for that one. */
+    /* -1 means this thread's client still has the job in flight from an earlier send. */
     cf_client_send(client, id, "cert.issue", buf.data, buf.size, deadline, NULL);
     msgpack_sbuffer_destroy(&buf);
-    return acme_job_wait(req->store, id, wait_ms);
 }
 
 /* The problem recorded for a cert.issue error (the signer's detail goes to the log). */
@@ -364,6 +361,33 @@ static int s_start(acme_req_t *req, const acme_order_t *order, const unsigned ch
     return acme_commit(req->store) == 0 ? 1 : -1;
 }
 
+/* The end of a finalize parked for its cert.issue (ARG: the order's slug): record the reply,
+ * if one came and nobody recorded it meanwhile, and answer with the order as it is now
+ * (processing when the signer has not answered yet: the client polls). */
+static void s_finalize_resume(acme_req_t *req, const cf_reply_t *reply)
+{
+    const char *slug = req->resume_arg;
+    acme_order_t order = {0};
+    if (acme_order_load(req, slug, &order) != 1) {
+        acme_internal(req);
+        return;
+    }
+    if (!reply) {
+        cf_log_warn(
+            "order \"%s\": no cert.issue reply within %lld ms (or stopping); it stays processing",
+            slug, (long long)req->srv->settings.finalize_wait_ms);
+    } else if (strcmp(order.status, "processing") == 0 && !order.cert_issued) {
+        s_complete(req, &order, reply);
+        acme_order_clear(&order);
+        if (acme_order_load(req, slug, &order) != 1) {
+            acme_internal(req);
+            return;
+        }
+    }
+    acme_order_reply(req, &order, MHD_HTTP_OK);
+    acme_order_clear(&order);
+}
+
 void acme_finalize(acme_req_t *req)
 {
     const json_t *payload = acme_payload(req);
@@ -374,7 +398,6 @@ void acme_finalize(acme_req_t *req)
     unsigned char *der = NULL;
     size_t der_len = 0;
     s_csr_names_t *names = calloc(1, sizeof *names), *want = calloc(1, sizeof *want);
-    cf_reply_t *reply = NULL;
     char why[256];
     if (!names || !want) {
         acme_internal(req);
@@ -445,20 +468,26 @@ void acme_finalize(acme_req_t *req)
         goto out;
     }
     snprintf(order.status, sizeof order.status, "processing");
-    reply = s_send_issue(req, &order, der, der_len, names, req->srv->settings.finalize_wait_ms);
-    if (reply)
-        s_complete(req, &order, reply);
-    else
-        cf_log_warn("order \"%s\": no cert.issue reply within %lld ms; it stays processing",
-                    order.slug, (long long)req->srv->settings.finalize_wait_ms);
-    acme_order_clear(&order);
-    if (acme_order_load(req, req->slug, &order) != 1) {
-        acme_internal(req);
-        goto out;
+    /* Wait for the signer without holding the HTTP thread (park.c); s_finalize_resume
+     * answers. Not parked (stopping, out of memory): the order is answered as processing and
+     * a later read completes it (acme_finalize_resume). */
+    uint8_t id[CF_JOB_ID_SIZE];
+    s_job_id(order.slug, id, NULL);
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    s_pack_issue(req, &order, der, der_len, names, &buf);
+    uint64_t deadline = cf_now_ms() + (uint64_t)req->srv->settings.finalize_wait_ms;
+    char *slug = strdup(order.slug);
+    int parked = slug
+                     ? acme_park(req, id, "cert.issue", buf.data, buf.size, deadline,
+                                 req->srv->settings.finalize_wait_ms, s_finalize_resume, slug, free)
+                     : -1;
+    msgpack_sbuffer_destroy(&buf);
+    if (parked != 0) {
+        free(slug);
+        acme_order_reply(req, &order, MHD_HTTP_OK);
     }
-    acme_order_reply(req, &order, MHD_HTTP_OK);
 out:
-    cf_reply_destroy(&reply);
     acme_order_clear(&order);
     X509_REQ_free(csr);
     free(der);
@@ -531,8 +560,7 @@ void acme_finalize_resume(acme_req_t *req, acme_order_t *order)
     if (names && s_csr_names(csr, names, why, sizeof why) == 0) {
         cf_log_info("order \"%s\": sending its cert.issue again", order->slug);
         /* Do not hold the reader up: the next read finds the stored result. */
-        cf_reply_t *late = s_send_issue(req, order, der, len, names, 0);
-        cf_reply_destroy(&late);
+        s_resend_issue(req, order, der, len, names);
     }
     free(names);
     X509_REQ_free(csr);

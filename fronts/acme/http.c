@@ -23,6 +23,7 @@ typedef struct {
     cf_front_body_t body; /* the body, bounded by max_body_bytes */
     bool answered;        /* a reply was queued before the body was read */
     uint64_t started_ns;  /* cf_metrics_clock_ns at the headers */
+    acme_req_t req;       /* the request being answered; lives on while it is parked */
 } s_request_t;
 
 /* One route under /acme/NAME/: KIND, then a slug when SLUG, then SUB when not NULL. */
@@ -274,9 +275,19 @@ static enum MHD_Result s_text(struct MHD_Connection *conn, unsigned int status, 
     return rc;
 }
 
-/* Answer a complete request (or a refused one: TOO_LARGE). */
+/* Send the reply REQ holds and free what it owns. */
+static enum MHD_Result s_finish(acme_req_t *req)
+{
+    cf_log_debug("%s %s: %u", req->method, req->url, req->reply.status);
+    enum MHD_Result rc = s_send(req);
+    acme_req_clear(req);
+    return rc;
+}
+
+/* Answer a complete request (or a refused one: TOO_LARGE). A handler that parked the request
+ * (park.c) leaves it unanswered: MHD calls s_access again when it is resumed. */
 static enum MHD_Result s_answer(acme_t *srv, struct MHD_Connection *conn, const char *url,
-                                const char *method, const s_request_t *state, bool too_large)
+                                const char *method, s_request_t *state, bool too_large)
 {
     acme_store_t *store = acme_store_get(srv->store_key, srv->cfg);
     if (strcmp(url, "/health") == 0) {
@@ -284,22 +295,22 @@ static enum MHD_Result s_answer(acme_t *srv, struct MHD_Connection *conn, const 
             return s_text(conn, MHD_HTTP_OK, "ok\n");
         return s_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable\n");
     }
-    acme_req_t req = {.srv = srv, .conn = conn, .store = store, .method = method};
-    snprintf(req.url, sizeof req.url, "%s%s", srv->settings.base_url, url);
+    acme_req_t *req = &state->req;
+    *req = (acme_req_t){.srv = srv, .conn = conn, .store = store, .method = method};
+    snprintf(req->url, sizeof req->url, "%s%s", srv->settings.base_url, url);
     if (!store) {
-        acme_internal(&req);
+        acme_internal(req);
     } else if (too_large) {
-        acme_problem(&req, "malformed", MHD_HTTP_CONTENT_TOO_LARGE,
+        acme_problem(req, "malformed", MHD_HTTP_CONTENT_TOO_LARGE,
                      "request body is larger than %zu bytes", srv->settings.max_body_bytes);
     } else {
-        req.body = state ? (const char *)state->body.data : NULL;
-        req.body_len = state ? state->body.len : 0;
-        s_dispatch(&req, url);
+        req->body = (const char *)state->body.data;
+        req->body_len = state->body.len;
+        s_dispatch(req, url);
     }
-    cf_log_debug("%s %s: %u", method, url, req.reply.status);
-    enum MHD_Result rc = s_send(&req);
-    acme_req_clear(&req);
-    return rc;
+    if (req->parked)
+        return MHD_YES;
+    return s_finish(req);
 }
 
 /* Count a reply once it is queued (certfleet_http_requests_total and its duration). */
@@ -333,9 +344,14 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
         if (length && strtoull(length, NULL, 10) > srv->settings.max_body_bytes) {
             state->body.too_large = true;
             state->answered = true;
-            return s_counted(conn, state, s_answer(srv, conn, url, method, NULL, true));
+            return s_counted(conn, state, s_answer(srv, conn, url, method, state, true));
         }
         return MHD_YES;
+    }
+    if (state->req.parked) {
+        /* Resumed (park.c): the job answered or the wait is over; finish the request. */
+        acme_park_finish(&state->req);
+        return s_counted(conn, state, s_finish(&state->req));
     }
     if (state->answered) {
         /* The 413 is queued already: whatever MHD still hands us is dropped. */
@@ -349,7 +365,8 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
         *upload_data_size = 0;
         return MHD_YES;
     }
-    return s_counted(conn, state, s_answer(srv, conn, url, method, state, state->body.too_large));
+    enum MHD_Result rc = s_answer(srv, conn, url, method, state, state->body.too_large);
+    return state->req.parked ? rc : s_counted(conn, state, rc);
 }
 
 static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -358,6 +375,13 @@ static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     s_request_t *state = *con_cls;
     if (!state)
         return;
+    if (state->req.parked) {
+        /* Cannot happen (a suspended connection ends only after its resume, park.c); if it
+         * did, the parking thread still points at the request: keep it rather than free it. */
+        cf_log_error("a parked ACME request ended before its resume; its memory is kept");
+        *con_cls = NULL;
+        return;
+    }
     cf_front_body_free(&state->body);
     free(state);
     *con_cls = NULL;
@@ -370,13 +394,16 @@ int acme_http_start(acme_t *srv)
                                  .threads = s->threads,
                                  .connection_timeout_s = s->connection_timeout_s,
                                  .connection_memory = s->connection_memory,
-                                 .max_connections = s->max_connections};
+                                 .max_connections = s->max_connections,
+                                 .suspend_resume = true};
     srv->mhd = cf_front_daemon_start(&d, s_access, s_completed, srv);
     return srv->mhd ? 0 : -1;
 }
 
 void acme_http_stop(acme_t *srv)
 {
+    /* Parked requests first: MHD must not stop with a suspended connection. */
+    acme_park_stop(srv->park);
     if (srv->mhd)
         MHD_stop_daemon(srv->mhd);
     srv->mhd = NULL;

@@ -31,7 +31,8 @@ int acme_settings_load(cf_config_t *cfg, acme_settings_t *out)
     }
     memcpy(out->base_url, base, blen);
     out->base_url[blen] = '\0';
-    int64_t threads, timeout, max_conn, mem, nonce_ttl, lifetime, pending, body, wait, vdead, retry;
+    int64_t threads, timeout, max_conn, mem, nonce_ttl, lifetime, pending, body, wait, vdead, retry,
+        chall_wait;
     if (cf_front_setting(cfg, "acme", "threads", 8, 1, 1024, &threads) != 0 ||
         cf_front_setting(cfg, "acme", "connection_timeout_s", 30, 1, 3600, &timeout) != 0 ||
         cf_front_setting(cfg, "acme", "max_connections", 1024, 1, 1000000, &max_conn) != 0 ||
@@ -44,7 +45,8 @@ int acme_settings_load(cf_config_t *cfg, acme_settings_t *out)
             0 ||
         cf_front_setting(cfg, "acme", "finalize_wait_ms", 30000, 100, 600000, &wait) != 0 ||
         cf_front_setting(cfg, "acme", "validate_deadline_s", 300, 5, 86400, &vdead) != 0 ||
-        cf_front_setting(cfg, "acme", "retry_after_s", 1, 1, 3600, &retry) != 0)
+        cf_front_setting(cfg, "acme", "retry_after_s", 1, 1, 3600, &retry) != 0 ||
+        cf_front_setting(cfg, "acme", "challenge_wait_ms", 1000, 0, 60000, &chall_wait) != 0)
         return -1;
     out->threads = (int)threads;
     out->connection_timeout_s = (int)timeout;
@@ -57,6 +59,7 @@ int acme_settings_load(cf_config_t *cfg, acme_settings_t *out)
     out->finalize_wait_ms = wait;
     out->validate_deadline_s = vdead;
     out->retry_after_s = (int)retry;
+    out->challenge_wait_ms = chall_wait;
     return 0;
 }
 
@@ -103,7 +106,7 @@ int main(int argc, char **argv)
     if (pthread_key_create(&srv.store_key, acme_store_destroy) != 0)
         goto out;
     have_key = true;
-    if (acme_http_start(&srv) != 0)
+    if (!(srv.park = acme_park_new(cfg)) || acme_http_start(&srv) != 0)
         goto out;
     cf_health_probe("stores", s_health_probe, &srv);
     if (cf_metrics_start(cfg, S_PROGRAM) != 0)
@@ -119,6 +122,7 @@ out:
     /* Stopping the daemon joins its threads, whose connections go with them (before czmq's
      * own shutdown at exit, which needs every socket closed). */
     acme_http_stop(&srv);
+    acme_park_destroy(&srv.park);
     if (have_key)
         pthread_key_delete(srv.store_key);
     cf_config_destroy(&cfg);

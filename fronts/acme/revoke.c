@@ -28,12 +28,47 @@ static bool s_reason_allowed(int64_t code)
     return code == 0 || code == 1 || code == 3 || code == 4 || code == 5;
 }
 
-/* Send cert.revoke and wait for its reply (caller owns), or NULL when none came in time. */
-static cf_reply_t *s_call(acme_req_t *req, const char *serial, const char *reason)
+/* What a parked revocation needs when it resumes. */
+typedef struct {
+    char serial[64]; /* the certificate's serial */
+    char reason[32]; /* the reason's name */
+} s_revoking_t;
+
+/* The end of a revocation parked for its cert.revoke: answer from REPLY (NULL: none in time). */
+static void s_revoke_resume(acme_req_t *req, const cf_reply_t *reply)
 {
-    cf_client_t *client = acme_store_client(req->store);
-    if (!client)
-        return NULL;
+    const s_revoking_t *r = req->resume_arg;
+    if (!reply) {
+        cf_log_warn("cert.revoke of \"%s\" got no reply in time", r->serial);
+        acme_problem(req, "serverInternal", MHD_HTTP_SERVICE_UNAVAILABLE,
+                     "the revocation could not be confirmed in time; try again");
+        return;
+    }
+    if (!cf_reply_ok(reply)) {
+        const cf_error_t *e = cf_reply_error(reply);
+        if (strcmp(e->code, "already_revoked") == 0) {
+            acme_problem(req, "alreadyRevoked", 0, "the certificate is revoked already");
+        } else {
+            cf_log_warn("cert.revoke of \"%s\" failed: %s (field \"%s\"): %s", r->serial, e->code,
+                        e->field, e->message);
+            acme_internal(req);
+        }
+        return;
+    }
+    cf_audit("acme.revoke", "ca", req->ca.name, "serial", r->serial, "reason", r->reason, "by",
+             req->has_account ? req->account.slug : "certificate key", NULL);
+    acme_reply_empty(req, MHD_HTTP_OK);
+}
+
+/* Send cert.revoke and park the request until its reply (s_revoke_resume answers). 0, or -1
+ * when it could not be parked. */
+static int s_revoke_park(acme_req_t *req, const char *serial, const char *reason)
+{
+    s_revoking_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return -1;
+    snprintf(r->serial, sizeof r->serial, "%s", serial);
+    snprintf(r->reason, sizeof r->reason, "%s", reason);
     msgpack_sbuffer buf;
     msgpack_sbuffer_init(&buf);
     msgpack_packer pk;
@@ -45,14 +80,13 @@ static cf_reply_t *s_call(acme_req_t *req, const char *serial, const char *reaso
     cf_msgpack_pack_cstr(&pk, req->ca.name);
     cf_msgpack_pack_cstr(&pk, "reason");
     cf_msgpack_pack_cstr(&pk, reason);
-    uint8_t id[CF_JOB_ID_SIZE];
-    uint64_t wait = (uint64_t)req->srv->settings.finalize_wait_ms;
-    int sent =
-        cf_client_send(client, NULL, "cert.revoke", buf.data, buf.size, cf_now_ms() + wait, id);
+    int64_t wait = req->srv->settings.finalize_wait_ms;
+    int rc = acme_park(req, NULL, "cert.revoke", buf.data, buf.size, cf_now_ms() + (uint64_t)wait,
+                       wait, s_revoke_resume, r, free);
     msgpack_sbuffer_destroy(&buf);
-    if (sent != 0)
-        return NULL;
-    return acme_job_wait(req->store, id, (int64_t)wait);
+    if (rc != 0)
+        free(r);
+    return rc;
 }
 
 void acme_revoke(acme_req_t *req)
@@ -65,7 +99,6 @@ void acme_revoke(acme_req_t *req)
     X509 *cert = NULL;
     char *serial = NULL;
     PGresult *res = NULL;
-    cf_reply_t *reply = NULL;
     const json_t *text = json_object_get(payload, "certificate");
     const json_t *reason = json_object_get(payload, "reason");
     if (!json_is_string(text)) {
@@ -127,30 +160,10 @@ void acme_revoke(acme_req_t *req)
         goto out;
     }
     const char *reason_name = cf_reason_name((int)code);
-    reply = s_call(req, serial, reason_name ? reason_name : "unspecified");
-    if (!reply) {
-        cf_log_warn("cert.revoke of \"%s\" got no reply in time", serial);
+    if (s_revoke_park(req, serial, reason_name ? reason_name : "unspecified") != 0)
         acme_problem(req, "serverInternal", MHD_HTTP_SERVICE_UNAVAILABLE,
-                     "the revocation could not be confirmed in time; try again");
-        goto out;
-    }
-    if (!cf_reply_ok(reply)) {
-        const cf_error_t *e = cf_reply_error(reply);
-        if (strcmp(e->code, "already_revoked") == 0) {
-            acme_problem(req, "alreadyRevoked", 0, "the certificate is revoked already");
-        } else {
-            cf_log_warn("cert.revoke of \"%s\" failed: %s (field \"%s\"): %s", serial, e->code,
-                        e->field, e->message);
-            acme_internal(req);
-        }
-        goto out;
-    }
-    cf_audit("acme.revoke", "ca", req->ca.name, "serial", serial, "reason",
-             reason_name ? reason_name : "unspecified", "by",
-             req->has_account ? req->account.slug : "certificate key", NULL);
-    acme_reply_empty(req, MHD_HTTP_OK);
+                     "the revocation could not be started; try again");
 out:
-    cf_reply_destroy(&reply);
     PQfreemem(stored);
     PQclear(res);
     free(serial);

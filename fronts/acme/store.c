@@ -119,26 +119,6 @@ cf_client_t *acme_store_client(acme_store_t *self)
     return self->client;
 }
 
-cf_reply_t *acme_job_wait(acme_store_t *self, const uint8_t id[CF_JOB_ID_SIZE], int64_t wait_ms)
-{
-    cf_client_t *client = self->client;
-    if (!client)
-        return NULL;
-    uint64_t end = cf_mono_ms() + (uint64_t)(wait_ms > 0 ? wait_ms : 0);
-    for (;;) {
-        uint64_t now = cf_mono_ms();
-        if (now >= end || cf_client_pending(client) == 0)
-            return NULL;
-        cf_reply_t *reply = cf_client_recv(client, (int)(end - now));
-        if (!reply)
-            continue;
-        const uint8_t *rid = cf_reply_id(reply);
-        if (rid && memcmp(rid, id, CF_JOB_ID_SIZE) == 0)
-            return reply;
-        cf_reply_destroy(&reply); /* a late reply to a job nobody waits for any more */
-    }
-}
-
 bool acme_store_healthy(acme_store_t *self)
 {
     redisReply *r = cf_redis_command(self->redis, "PING");

@@ -476,8 +476,11 @@ static int s_setup(void **state)
     snprintf(env->dir, sizeof env->dir, "%s/acme/" S_CA, env->base);
     char extra[1024];
     snprintf(extra, sizeof extra,
-             "[acme]\nlisten = 127.0.0.1:%d\nthreads = 4\nmax_body_bytes = %d\n"
-             "max_pending_orders = %d\nfinalize_wait_ms = %d\n"
+             /* One HTTP thread: a request that held it would hold up every other one
+              * (test_parked_finalize_blocks_nothing). A challenge POST waits for the verdict
+              * long enough to be answered with it (test_http01_flow). */
+             "[acme]\nlisten = 127.0.0.1:%d\nthreads = 1\nmax_body_bytes = %d\n"
+             "max_pending_orders = %d\nfinalize_wait_ms = %d\nchallenge_wait_ms = 20000\n"
              /* The CA names a CAA identity (for the directory's caaIdentities); CAA lookups
               * would need this machine's resolver, so they are tested in test_validator.c
               * against a DNS server of that test's own. */
@@ -1294,6 +1297,108 @@ static void test_finalize_resume(void **state)
     s_acct_free(&a);
 }
 
+/* ---- parked requests do not hold up the others ------------------------------------------ */
+
+typedef struct {
+    char url[600];     /* where to POST */
+    char *jws;         /* the signed request (owned by the test) */
+    long status;       /* the HTTP status it got */
+    char body[4096];   /* the start of its body */
+    volatile int done; /* set when the reply is in */
+} s_bg_post_t;
+
+static size_t s_bg_body(char *data, size_t size, size_t n, void *arg)
+{
+    s_bg_post_t *p = arg;
+    size_t have = strlen(p->body), len = size * n;
+    if (have + 1 < sizeof p->body) {
+        size_t take = len < sizeof p->body - 1 - have ? len : sizeof p->body - 1 - have;
+        memcpy(p->body + have, data, take);
+        p->body[have + take] = '\0';
+    }
+    return len;
+}
+
+/* A POST of its own (own handle, own connection) in a thread of its own. */
+static void *s_bg_post(void *arg)
+{
+    s_bg_post_t *p = arg;
+    CURL *c = curl_easy_init();
+    struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/jose+json");
+    headers = curl_slist_append(headers, "Expect:");
+    curl_easy_setopt(c, CURLOPT_URL, p->url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, p->jws);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_bg_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, p);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 60000L);
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &p->status);
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(c);
+    p->done = 1;
+    return NULL;
+}
+
+/* certfleet-acme runs one HTTP thread here (threads = 1). A finalize waits for a stopped
+ * signer for finalize_wait_ms; meanwhile the same thread must go on answering every other
+ * request, because the finalize is parked, not waited for in the thread. */
+static void test_parked_finalize_blocks_nothing(void **state)
+{
+    s_acct_t a;
+    s_register(&a, "P-256");
+    char loc[512];
+    json_decref(s_order(&a, "[\"parked.example.test\"]", loc, sizeof loc));
+    s_make_ready(loc);
+    EVP_PKEY *leaf_key = s_key("P-256");
+    char *csr = s_csr(leaf_key, "parked.example.test", "DNS:parked.example.test", false);
+    char payload[4096];
+    snprintf(payload, sizeof payload, "{\"csr\": \"%s\"}", csr);
+    s_bg_post_t bg = {0};
+    snprintf(bg.url, sizeof bg.url, "%s/finalize", loc);
+    bg.jws = s_sign(a.key, a.kid, bg.url, payload);
+    pid_t signer = s_env->pids[1];
+    assert_int_equal(kill(signer, SIGSTOP), 0);
+    pthread_t thread;
+    assert_int_equal(pthread_create(&thread, NULL, s_bg_post, &bg), 0);
+    /* The finalize has started (the order is processing) and waits for the signer. */
+    const char *slug = strrchr(loc, '/') + 1;
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM acme_orders WHERE slug = '%s' AND status = "
+             "'processing'",
+             slug);
+    for (int k = 0; k < 200 && cf_test_count(s_env->pg, sql) == 0; k++)
+        usleep(50 * 1000);
+    assert_int_equal(cf_test_count(s_env->pg, sql), 1);
+    /* Other requests are answered while it waits: the directory, a nonce, the order. */
+    char directory[256];
+    s_url(directory, sizeof directory, "directory");
+    for (int k = 0; k < 3; k++) {
+        s_resp_t r;
+        s_http("GET", directory, NULL, NULL, 0, &r);
+        assert_int_equal(r.status, 200);
+        s_resp_free(&r);
+        char *nonce = s_nonce();
+        free(nonce);
+    }
+    json_t *order = s_get(&a, loc);
+    assert_string_equal(json_string_value(json_object_get(order, "status")), "processing");
+    json_decref(order);
+    assert_int_equal(bg.done, 0); /* all of the above came while the finalize still waited */
+    assert_int_equal(kill(signer, SIGCONT), 0);
+    pthread_join(thread, NULL);
+    assert_int_equal(bg.status, 200);
+    assert_non_null(strstr(bg.body, "\"status\""));
+    json_t *done = s_poll_order(&a, loc);
+    assert_string_equal(json_string_value(json_object_get(done, "status")), "valid");
+    json_decref(done);
+    free(bg.jws);
+    free(csr);
+    EVP_PKEY_free(leaf_key);
+    s_acct_free(&a);
+}
+
 /* ---- http-01 --------------------------------------------------------------------------- */
 
 typedef struct {
@@ -1384,8 +1489,9 @@ static void test_http01_flow(void **state)
     const char *chall_url = json_string_value(json_object_get(http01, "url"));
     s_post(&a, chall_url, "{}", &r);
     assert_int_equal(r.status, 200);
-    const char *st = json_string_value(json_object_get(r.json, "status"));
-    assert_true(strcmp(st, "processing") == 0 || strcmp(st, "valid") == 0);
+    /* The POST waited for the verdict (challenge_wait_ms): it answers valid at once. */
+    assert_string_equal(json_string_value(json_object_get(r.json, "status")), "valid");
+    assert_non_null(json_object_get(r.json, "validated"));
     s_resp_free(&r);
     /* The validator decides; the authorization and then the order follow. */
     json_t *az = NULL;
@@ -1442,6 +1548,7 @@ int main(void)
         cmocka_unit_test(test_registration_off),
         cmocka_unit_test(test_key_change_and_deactivate),
         cmocka_unit_test(test_finalize_resume),
+        cmocka_unit_test(test_parked_finalize_blocks_nothing),
         cmocka_unit_test(test_http01_flow),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);

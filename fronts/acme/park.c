@@ -1,0 +1,227 @@
+/* park: requests that wait for a job without holding their HTTP thread (docs/acme.md
+ * "Waiting for jobs"). Each MHD thread polls many connections, so a handler that waited for
+ * a reply there (finalize for cert.issue, revokeCert for cert.revoke, a challenge POST for
+ * acme.validate) would stall every other connection of that thread, all of them while the
+ * signer is down. Instead the handler suspends its connection and hands the job to the
+ * parking thread, which sends it through a broker client of its own and, when the reply comes
+ * or the wait is over, stores the reply in the request and resumes the connection; MHD then
+ * calls the request again on its own thread, which finishes it (http.c).
+ *
+ * A parked request ends only through its resume: MHD neither times out a suspended connection
+ * nor notices its client leave, and acme_park_stop resumes every one before the daemon stops. */
+#include <string.h>
+
+#include "acme.h"
+#include "cf_log.h"
+
+typedef struct s_entry {
+    acme_req_t *req;            /* the parked request (its connection is suspended) */
+    uint8_t id[CF_JOB_ID_SIZE]; /* the job's id */
+    bool has_id;                /* id given by the handler (else made when sent) */
+    char type[32];              /* the job type */
+    unsigned char *params;      /* the packed params (owned) */
+    size_t params_len;          /* their length */
+    uint64_t deadline_ms;       /* the job's deadline, Unix ms, 0 for none */
+    uint64_t until_mono;        /* resume without a reply at this cf_mono_ms */
+    struct s_entry *next;       /* the list it is on */
+} s_entry_t;
+
+struct _acme_park_t {
+    cf_config_t *cfg;    /* for the broker client (borrowed) */
+    pthread_t thread;    /* the parking thread */
+    bool started;        /* thread runs */
+    pthread_mutex_t mu;  /* guards incoming and stop */
+    pthread_cond_t cv;   /* signalled on a new entry and on stop */
+    s_entry_t *incoming; /* handed over by handlers, not sent yet */
+    bool stop;           /* acme_park_stop was called */
+    s_entry_t *active;   /* sent, waiting (the parking thread's alone) */
+};
+
+/* How often the parking thread looks at the clock and its queue while jobs are out. */
+#define S_TICK_MS 5
+
+static void s_entry_free(s_entry_t *e)
+{
+    free(e->params);
+    free(e);
+}
+
+/* Hand REPLY (taken, may be NULL) to E's request and resume its connection. */
+static void s_resume(s_entry_t *e, cf_reply_t *reply)
+{
+    e->req->parked_reply = reply;
+    MHD_resume_connection(e->req->conn);
+    s_entry_free(e);
+}
+
+static void s_send(cf_client_t *client, s_entry_t *e, s_entry_t *active)
+{
+    /* Two requests may wait for one job (a finalize posted twice for one order: same id).
+     * The job is sent once; the reply goes to the first, the other resumes without one and
+     * reads the stored outcome. */
+    for (s_entry_t *a = active; e->has_id && a; a = a->next)
+        if (memcmp(a->id, e->id, CF_JOB_ID_SIZE) == 0)
+            return;
+    if (!client || cf_client_send(client, e->has_id ? e->id : NULL, e->type, e->params,
+                                  e->params_len, e->deadline_ms, e->id) != 0) {
+        if (client)
+            cf_log_warn("%s already in flight on the parking client", e->type);
+        else
+            cf_log_error("no broker client: %s not sent", e->type);
+    }
+    e->has_id = true;
+}
+
+static void *s_run(void *arg)
+{
+    acme_park_t *self = arg;
+    /* The thread's own client (a client is not thread-safe); made here, closed here. */
+    cf_client_t *client = cf_client_new_from_config(self->cfg);
+    for (;;) {
+        pthread_mutex_lock(&self->mu);
+        while (!self->stop && !self->incoming && !self->active)
+            pthread_cond_wait(&self->cv, &self->mu);
+        s_entry_t *fresh = self->incoming;
+        self->incoming = NULL;
+        bool stop = self->stop;
+        pthread_mutex_unlock(&self->mu);
+        while (fresh) {
+            s_entry_t *e = fresh;
+            fresh = e->next;
+            s_send(client, e, self->active);
+            e->next = self->active;
+            self->active = e;
+        }
+        if (stop)
+            break;
+        cf_reply_t *reply = client ? cf_client_recv(client, S_TICK_MS) : NULL;
+        if (reply) {
+            const uint8_t *rid = cf_reply_id(reply);
+            for (s_entry_t **pp = &self->active; rid && *pp; pp = &(*pp)->next) {
+                if (memcmp((*pp)->id, rid, CF_JOB_ID_SIZE) == 0) {
+                    s_entry_t *e = *pp;
+                    *pp = e->next;
+                    s_resume(e, reply);
+                    reply = NULL;
+                    break;
+                }
+            }
+            cf_reply_destroy(&reply); /* a reply nobody waits for any more */
+        }
+        uint64_t now = cf_mono_ms();
+        for (s_entry_t **pp = &self->active; *pp;) {
+            s_entry_t *e = *pp;
+            if (e->until_mono <= now || !client) {
+                *pp = e->next;
+                s_resume(e, NULL);
+            } else {
+                pp = &e->next;
+            }
+        }
+    }
+    /* Stopping: every parked request is resumed without a reply (it answers as if its wait
+     * had ended), so that the daemon can stop. */
+    while (self->active) {
+        s_entry_t *e = self->active;
+        self->active = e->next;
+        s_resume(e, NULL);
+    }
+    cf_client_destroy(&client);
+    return NULL;
+}
+
+acme_park_t *acme_park_new(cf_config_t *cfg)
+{
+    acme_park_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->cfg = cfg;
+    pthread_mutex_init(&self->mu, NULL);
+    pthread_cond_init(&self->cv, NULL);
+    if (pthread_create(&self->thread, NULL, s_run, self) != 0) {
+        cf_log_error("could not start the parking thread");
+        acme_park_destroy(&self);
+        return NULL;
+    }
+    self->started = true;
+    return self;
+}
+
+void acme_park_stop(acme_park_t *self)
+{
+    if (!self || !self->started)
+        return;
+    pthread_mutex_lock(&self->mu);
+    self->stop = true;
+    pthread_cond_signal(&self->cv);
+    pthread_mutex_unlock(&self->mu);
+    pthread_join(self->thread, NULL);
+    self->started = false;
+}
+
+void acme_park_destroy(acme_park_t **self_p)
+{
+    acme_park_t *self = self_p ? *self_p : NULL;
+    if (!self)
+        return;
+    acme_park_stop(self);
+    pthread_mutex_destroy(&self->mu);
+    pthread_cond_destroy(&self->cv);
+    free(self);
+    *self_p = NULL;
+}
+
+int acme_park(acme_req_t *req, const uint8_t *id, const char *type, const void *params,
+              size_t params_len, uint64_t deadline_ms, int64_t wait_ms, acme_resume_fn *resume,
+              void *arg, void (*free_arg)(void *))
+{
+    acme_park_t *self = req->srv->park;
+    s_entry_t *e = self ? calloc(1, sizeof *e) : NULL;
+    if (!e || !(e->params = malloc(params_len ? params_len : 1))) {
+        free(e);
+        return -1;
+    }
+    if (id) {
+        memcpy(e->id, id, CF_JOB_ID_SIZE);
+        e->has_id = true;
+    }
+    snprintf(e->type, sizeof e->type, "%s", type);
+    if (params_len)
+        memcpy(e->params, params, params_len);
+    e->params_len = params_len;
+    e->deadline_ms = deadline_ms;
+    e->until_mono = cf_mono_ms() + (uint64_t)(wait_ms > 0 ? wait_ms : 0);
+    e->req = req;
+    pthread_mutex_lock(&self->mu);
+    if (self->stop) {
+        /* Stopping: nobody would resume it before the daemon stops. */
+        pthread_mutex_unlock(&self->mu);
+        s_entry_free(e);
+        return -1;
+    }
+    req->resume = resume;
+    req->resume_arg = arg;
+    req->resume_free = free_arg;
+    req->parked_reply = NULL;
+    req->parked = true;
+    /* Suspended before the entry is handed over: its resume can then never come first. */
+    MHD_suspend_connection(req->conn);
+    e->next = self->incoming;
+    self->incoming = e;
+    pthread_cond_signal(&self->cv);
+    pthread_mutex_unlock(&self->mu);
+    return 0;
+}
+
+void acme_park_finish(acme_req_t *req)
+{
+    acme_resume_fn *resume = req->resume;
+    req->parked = false;
+    req->resume = NULL;
+    resume(req, req->parked_reply);
+    cf_reply_destroy(&req->parked_reply);
+    if (req->resume_free)
+        req->resume_free(req->resume_arg);
+    req->resume_arg = NULL;
+    req->resume_free = NULL;
+}
