@@ -46,6 +46,9 @@ int cf_client_send_raw(cf_client_t *self, const void *job, size_t len, cf_error_
 cf_reply_t *cf_client_recv(cf_client_t *self, int timeout_ms);
 /* How many jobs wait for a final reply. */
 size_t cf_client_pending(cf_client_t *self);
+/* Let cf_client_recv also return (NULL) as soon as FD is readable (-1: no such fd), so that a
+ * thread waiting for replies can be woken for other work; the caller drains FD. */
+void cf_client_set_wake_fd(cf_client_t *self, int fd);
 
 /* One job, one reply (caller owns); needs no other job pending. Never NULL except when
  * out of memory: failures come back as error replies. */

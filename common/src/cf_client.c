@@ -25,6 +25,7 @@ struct _cf_client_t {
     uint64_t next_scan;  /* monotonic ms of the next look for overdue jobs */
     uint64_t resent;     /* counter */
     uint64_t duplicates; /* counter */
+    int wake_fd;         /* cf_client_recv also returns when this is readable; -1: none */
 };
 
 /* Pause before resending a job that got a retryable reply. */
@@ -61,6 +62,7 @@ cf_client_t *cf_client_new_curve(const char *endpoint, cf_curve_t **curve_p)
     }
     self->timeout_ms = 3000;
     self->attempts = 10;
+    self->wake_fd = -1;
     self->pending = zhashx_new();
     zhashx_set_destructor(self->pending, s_pending_free);
     self->sock = zsock_new(ZMQ_DEALER);
@@ -325,10 +327,19 @@ cf_reply_t *cf_client_recv(cf_client_t *self, int timeout_ms)
         long wait = (long)(self->next_scan > now ? self->next_scan - now : 0);
         if (timeout_ms >= 0 && (long)(start + timeout_ms - now) < wait)
             wait = (long)(start + timeout_ms - now);
-        zmq_pollitem_t item = {self->raw, 0, ZMQ_POLLIN, 0};
-        if (zmq_poll(&item, 1, wait) < 0 && zmq_errno() == EINTR && zsys_interrupted)
+        zmq_pollitem_t items[2] = {{self->raw, 0, ZMQ_POLLIN, 0},
+                                   {NULL, self->wake_fd, ZMQ_POLLIN, 0}};
+        int rc = zmq_poll(items, self->wake_fd >= 0 ? 2 : 1, wait);
+        if (rc < 0 && zmq_errno() == EINTR && zsys_interrupted)
             return NULL;
+        if (self->wake_fd >= 0 && (items[1].revents & ZMQ_POLLIN))
+            return NULL; /* woken: the owner has other work */
     }
+}
+
+void cf_client_set_wake_fd(cf_client_t *self, int fd)
+{
+    self->wake_fd = fd;
 }
 
 cf_reply_t *cf_client_call(cf_client_t *self, const char *type, const void *params,

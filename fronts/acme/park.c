@@ -9,7 +9,11 @@
  *
  * A parked request ends only through its resume: MHD neither times out a suspended connection
  * nor notices its client leave, and acme_park_stop resumes every one before the daemon stops. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "acme.h"
 #include "cf_log.h"
@@ -30,15 +34,15 @@ struct _acme_park_t {
     cf_config_t *cfg;    /* for the broker client (borrowed) */
     pthread_t thread;    /* the parking thread */
     bool started;        /* thread runs */
+    int wake[2];         /* pipe: a byte is written on every hand-over and on stop */
     pthread_mutex_t mu;  /* guards incoming and stop */
-    pthread_cond_t cv;   /* signalled on a new entry and on stop */
     s_entry_t *incoming; /* handed over by handlers, not sent yet */
     bool stop;           /* acme_park_stop was called */
     s_entry_t *active;   /* sent, waiting (the parking thread's alone) */
 };
 
-/* How often the parking thread looks at the clock and its queue while jobs are out. */
-#define S_TICK_MS 5
+/* The longest the parking thread sleeps without looking at the clock. */
+#define S_IDLE_MS 1000
 
 static void s_entry_free(s_entry_t *e)
 {
@@ -62,14 +66,57 @@ static void s_send(cf_client_t *client, s_entry_t *e, s_entry_t *active)
     for (s_entry_t *a = active; e->has_id && a; a = a->next)
         if (memcmp(a->id, e->id, CF_JOB_ID_SIZE) == 0)
             return;
-    if (!client || cf_client_send(client, e->has_id ? e->id : NULL, e->type, e->params,
-                                  e->params_len, e->deadline_ms, e->id) != 0) {
-        if (client)
-            cf_log_warn("%s already in flight on the parking client", e->type);
-        else
-            cf_log_error("no broker client: %s not sent", e->type);
+    if (!client) {
+        cf_log_error("no broker client: %s not sent", e->type);
+    } else if (cf_client_send(client, e->has_id ? e->id : NULL, e->type, e->params, e->params_len,
+                              e->deadline_ms, e->id) != 0) {
+        cf_log_warn("%s already in flight on the parking client", e->type);
     }
     e->has_id = true;
+}
+
+/* Resume every entry waiting for job ID: the first with REPLY (taken), the others without. */
+static void s_answered(acme_park_t *self, cf_reply_t *reply)
+{
+    const uint8_t *rid = cf_reply_id(reply);
+    for (s_entry_t **pp = &self->active; rid && *pp;) {
+        s_entry_t *e = *pp;
+        if (memcmp(e->id, rid, CF_JOB_ID_SIZE) != 0) {
+            pp = &e->next;
+            continue;
+        }
+        *pp = e->next;
+        s_resume(e, reply);
+        reply = NULL;
+    }
+    cf_reply_destroy(&reply); /* a reply nobody waits for any more */
+}
+
+/* Wait for a reply, a hand-over or the nearest end of a wait; then deal with what came. */
+static void s_wait(acme_park_t *self, cf_client_t *client)
+{
+    uint64_t now = cf_mono_ms(), until = now + S_IDLE_MS;
+    for (s_entry_t *e = self->active; e; e = e->next)
+        until = e->until_mono < until ? e->until_mono : until;
+    int wait = self->active ? (int)(until > now ? until - now : 0) : -1;
+    if (client && cf_client_pending(client) > 0) {
+        cf_reply_t *reply = cf_client_recv(client, wait); /* returns early on a wake byte */
+        if (reply)
+            s_answered(self, reply);
+    } else {
+        struct pollfd pfd = {.fd = self->wake[0], .events = POLLIN};
+        poll(&pfd, 1, wait);
+    }
+    now = cf_mono_ms();
+    for (s_entry_t **pp = &self->active; *pp;) {
+        s_entry_t *e = *pp;
+        if (e->until_mono <= now || !client) {
+            *pp = e->next;
+            s_resume(e, NULL);
+        } else {
+            pp = &e->next;
+        }
+    }
 }
 
 static void *s_run(void *arg)
@@ -77,10 +124,13 @@ static void *s_run(void *arg)
     acme_park_t *self = arg;
     /* The thread's own client (a client is not thread-safe); made here, closed here. */
     cf_client_t *client = cf_client_new_from_config(self->cfg);
+    if (client)
+        cf_client_set_wake_fd(client, self->wake[0]);
     for (;;) {
+        char drain[64];
+        while (read(self->wake[0], drain, sizeof drain) > 0) {
+        }
         pthread_mutex_lock(&self->mu);
-        while (!self->stop && !self->incoming && !self->active)
-            pthread_cond_wait(&self->cv, &self->mu);
         s_entry_t *fresh = self->incoming;
         self->incoming = NULL;
         bool stop = self->stop;
@@ -94,30 +144,7 @@ static void *s_run(void *arg)
         }
         if (stop)
             break;
-        cf_reply_t *reply = client ? cf_client_recv(client, S_TICK_MS) : NULL;
-        if (reply) {
-            const uint8_t *rid = cf_reply_id(reply);
-            for (s_entry_t **pp = &self->active; rid && *pp; pp = &(*pp)->next) {
-                if (memcmp((*pp)->id, rid, CF_JOB_ID_SIZE) == 0) {
-                    s_entry_t *e = *pp;
-                    *pp = e->next;
-                    s_resume(e, reply);
-                    reply = NULL;
-                    break;
-                }
-            }
-            cf_reply_destroy(&reply); /* a reply nobody waits for any more */
-        }
-        uint64_t now = cf_mono_ms();
-        for (s_entry_t **pp = &self->active; *pp;) {
-            s_entry_t *e = *pp;
-            if (e->until_mono <= now || !client) {
-                *pp = e->next;
-                s_resume(e, NULL);
-            } else {
-                pp = &e->next;
-            }
-        }
+        s_wait(self, client);
     }
     /* Stopping: every parked request is resumed without a reply (it answers as if its wait
      * had ended), so that the daemon can stop. */
@@ -130,15 +157,24 @@ static void *s_run(void *arg)
     return NULL;
 }
 
+/* Wake the parking thread (the pipe is non-blocking: a full pipe is awake already). */
+static void s_wake(acme_park_t *self)
+{
+    char one = 1;
+    if (write(self->wake[1], &one, 1) < 0 && errno != EAGAIN)
+        cf_log_warn("could not wake the parking thread: %s", strerror(errno));
+}
+
 acme_park_t *acme_park_new(cf_config_t *cfg)
 {
     acme_park_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
     self->cfg = cfg;
+    self->wake[0] = self->wake[1] = -1;
     pthread_mutex_init(&self->mu, NULL);
-    pthread_cond_init(&self->cv, NULL);
-    if (pthread_create(&self->thread, NULL, s_run, self) != 0) {
+    if (pipe2(self->wake, O_NONBLOCK | O_CLOEXEC) != 0 ||
+        pthread_create(&self->thread, NULL, s_run, self) != 0) {
         cf_log_error("could not start the parking thread");
         acme_park_destroy(&self);
         return NULL;
@@ -153,8 +189,8 @@ void acme_park_stop(acme_park_t *self)
         return;
     pthread_mutex_lock(&self->mu);
     self->stop = true;
-    pthread_cond_signal(&self->cv);
     pthread_mutex_unlock(&self->mu);
+    s_wake(self);
     pthread_join(self->thread, NULL);
     self->started = false;
 }
@@ -166,7 +202,9 @@ void acme_park_destroy(acme_park_t **self_p)
         return;
     acme_park_stop(self);
     pthread_mutex_destroy(&self->mu);
-    pthread_cond_destroy(&self->cv);
+    for (int i = 0; i < 2; i++)
+        if (self->wake[i] >= 0)
+            close(self->wake[i]);
     free(self);
     *self_p = NULL;
 }
@@ -208,8 +246,8 @@ int acme_park(acme_req_t *req, const uint8_t *id, const char *type, const void *
     MHD_suspend_connection(req->conn);
     e->next = self->incoming;
     self->incoming = e;
-    pthread_cond_signal(&self->cv);
     pthread_mutex_unlock(&self->mu);
+    s_wake(self);
     return 0;
 }
 
