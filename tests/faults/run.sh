@@ -24,7 +24,7 @@ row_seconds=${FAULTS_ROW_SECONDS:-5}
 burst=${FAULTS_BURST:-3000}
 pg_down_s=${FAULTS_PG_DOWN_S:-10}
 all_rows="kill-signer kill-crl kill-ocsp kill-validator kill-notifier kill-broker kill-scheduler
-kill-acme kill-ocspd redis-restart postgres-stop queue-full slow-client disconnect"
+kill-acme kill-ocspd kill-one-signer redis-restart postgres-stop queue-full slow-client disconnect"
 rows=${FAULTS_ROWS:-$all_rows}
 
 fleet_up
@@ -58,6 +58,16 @@ fault_kill_scheduler() {
     sleep 0.1
   done
   fault_note="no scheduler took the lock again"
+}
+fault_kill_one_signer() {
+  # Two signers: kill -9 one while the other serves (its jobs in flight go back to the queue
+  # and to the other signer); once it is back, the second one is stopped again (SIGTERM).
+  supervise signer2 certfleet-signer --name signer2
+  local second=${sup_pids[-1]}
+  fleet_wait_service cert.issue 2
+  kill_proc signer
+  kill "$second" 2>/dev/null || true
+  wait "$second" 2>/dev/null || true
 }
 fault_redis_restart() {
   cf_redis_stop "$redis_dir"
@@ -179,6 +189,7 @@ for row in $rows; do
         "certfleet-scheduler is not built")")
     fi
     ;;
+  kill-one-signer) run_row "$row" fault_kill_one_signer ;;
   redis-restart) run_row "$row" fault_redis_restart ;;
   postgres-stop) run_row "$row" fault_postgres_stop ;;
   queue-full) run_row "$row" fault_queue_full ;;
