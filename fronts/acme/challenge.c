@@ -1,12 +1,12 @@
 /* challenge: the challenge URL (RFC 8555 7.5.1). POST-as-GET reads it; a POST of "{}" asks
  * for validation: a pending challenge of a pending, unexpired authorization (of a pending
  * order) becomes processing and an acme.validate job goes to the validator, which writes the
- * verdict into PostgreSQL itself. The POST waits for that verdict up to challenge_wait_ms
- * without holding its HTTP thread (park.c), so that a quick validation is answered valid or
- * invalid at once and the client's first poll finds it done; past the wait it answers
- * processing and the client polls. A challenge already processing gets its job sent again
- * (the validator is idempotent and locks per challenge, so this only heals a job lost on the
- * way); a valid or invalid one is answered as it is. */
+ * verdict into PostgreSQL itself. With challenge_wait_ms (off by default) the POST waits for
+ * that verdict without holding its HTTP thread (park.c), so that a quick validation is
+ * answered valid or invalid at once and the client's first poll finds it done; past the wait,
+ * or without it, it answers processing and the client polls. A challenge already processing gets
+ * its job sent again (the validator is idempotent and locks per challenge, so this only heals a job
+ * lost on the way); a valid or invalid one is answered as it is. */
 #include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>

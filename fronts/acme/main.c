@@ -46,7 +46,7 @@ int acme_settings_load(cf_config_t *cfg, acme_settings_t *out)
         cf_front_setting(cfg, "acme", "finalize_wait_ms", 30000, 100, 600000, &wait) != 0 ||
         cf_front_setting(cfg, "acme", "validate_deadline_s", 300, 5, 86400, &vdead) != 0 ||
         cf_front_setting(cfg, "acme", "retry_after_s", 1, 1, 3600, &retry) != 0 ||
-        cf_front_setting(cfg, "acme", "challenge_wait_ms", 1000, 0, 60000, &chall_wait) != 0)
+        cf_front_setting(cfg, "acme", "challenge_wait_ms", 0, 0, 60000, &chall_wait) != 0)
         return -1;
     out->threads = (int)threads;
     out->connection_timeout_s = (int)timeout;
