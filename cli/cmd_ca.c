@@ -822,121 +822,30 @@ out:
 
 /* --- edit -------------------------------------------------------------------------------- */
 
-/* What edit may change, with the SQL type of each column. */
-static const struct {
-    const char *column;
-    const char *type;
-} s_edit_columns[] = {{"enabled", "boolean"},
-                      {"website", "text"},
-                      {"terms_of_service", "text"},
-                      {"caa", "text"},
-                      {"acme_enabled", "boolean"},
-                      {"acme_profile", "text"},
-                      {"ocsp_response_validity", "integer"},
-                      {"sign_authority_information_access", "jsonb"},
-                      {"sign_certificate_policies", "jsonb"},
-                      {"sign_crl_distribution_points", "jsonb"},
-                      {"sign_issuer_alternative_name", "jsonb"},
-                      {NULL, NULL}};
-
-/* A value as the text PostgreSQL casts to the column's type; caller frees. */
-static char *s_sql_value(const json_t *v)
+/* Send ca.edit with WANT (setting -> value) for CA NAME; the reply's "changed" (setting ->
+ * {old, new}) into *CHANGED (new reference). 0, or 1 after printing why. */
+static int s_edit_apply(cf_cli_t *cli, const char *name, json_t *want, json_t **changed)
 {
-    if (json_is_string(v))
-        return strdup(json_string_value(v));
-    if (json_is_boolean(v))
-        return strdup(json_is_true(v) ? "true" : "false");
-    return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-}
-
-/* Set the changed columns of CA NAME from WANT (column -> value) in one transaction, and
- * put {column: {"old": ..., "new": ...}} of the ones that differ into CHANGED. 0 or 1. */
-static int s_edit_apply(cf_pg_t *pg, const char *name, const json_t *want, json_t *changed)
-{
+    json_object_set_new(want, "ca", json_string(name));
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
+    cf_json_to_msgpack(want, &pk);
+    cf_reply_t *reply = cf_cli_call(cli, "ca.edit", buf.data, buf.size, 0);
+    msgpack_sbuffer_destroy(&buf);
     int rc = 1;
-    const char *values[1] = {name};
-    PGresult *res = NULL;
-    json_t *old = NULL;
-    char *sql = NULL;
-    const char **args = NULL;
-    char **texts = NULL;
-    size_t n = 0;
-    if (cf_pg_begin(pg) != 0) {
-        rc = cf_cli_fail("could not update certificate authority \"%s\": %s", name,
-                         cf_pg_errstr(pg));
-        goto out;
+    if (!reply)
+        return rc;
+    if (!cf_reply_ok(reply)) {
+        rc = cf_cli_fail_reply("ca.edit", reply);
+    } else {
+        json_t *doc = cf_reply_to_json(reply);
+        *changed = json_incref(json_object_get(json_object_get(doc, "result"), "changed"));
+        json_decref(doc);
+        rc = *changed ? 0 : cf_cli_fail("ca.edit: the reply lists no changes");
     }
-    /* FOR UPDATE: two edits at once each see what the other changed. */
-    res = cf_pg_exec_params(pg,
-                            "SELECT row_to_json(c)::text FROM certificate_authorities c "
-                            "WHERE name = $1 FOR UPDATE",
-                            1, values, NULL, NULL, 0);
-    if (!res) {
-        rc = cf_cli_fail("could not read certificate authority \"%s\": %s", name, cf_pg_errstr(pg));
-        goto out;
-    }
-    if (PQntuples(res) != 1) {
-        rc = cf_cli_fail("certificate authority \"%s\" does not exist", name);
-        goto out;
-    }
-    old = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
-    if (!old) {
-        rc = cf_cli_fail("could not read certificate authority \"%s\"", name);
-        goto out;
-    }
-    size_t cap = json_object_size(want) + 1;
-    args = calloc(cap, sizeof *args);
-    texts = calloc(cap, sizeof *texts);
-    size_t sqlcap = 256 + 96 * cap;
-    sql = malloc(sqlcap);
-    if (!args || !texts || !sql) {
-        rc = cf_cli_fail("out of memory");
-        goto out;
-    }
-    int len = snprintf(sql, sqlcap, "UPDATE certificate_authorities SET updated_at = now()");
-    args[n++] = name;
-    for (int i = 0; s_edit_columns[i].column; i++) {
-        const char *col = s_edit_columns[i].column;
-        json_t *v = json_object_get(want, col), *was = json_object_get(old, col);
-        if (!v)
-            continue;
-        /* jsonb compares as a value; an empty acme_profile clears it to NULL. */
-        if (json_equal(v, was ? was : json_null()))
-            continue;
-        json_object_set_new(changed, col,
-                            json_pack("{s:O, s:O}", "old", was ? was : json_null(), "new", v));
-        texts[n] = json_is_null(v) ? NULL : s_sql_value(v);
-        args[n] = texts[n];
-        n++;
-        len += snprintf(sql + len, sqlcap - (size_t)len, ", %s = $%zu::%s", col, n,
-                        s_edit_columns[i].type);
-    }
-    snprintf(sql + len, sqlcap - (size_t)len, " WHERE name = $1");
-    if (n > 1) {
-        PQclear(res);
-        res = cf_pg_exec_params(pg, sql, (int)n, args, NULL, NULL, 0);
-        if (!res) {
-            rc = cf_cli_fail("could not update certificate authority \"%s\": %s", name,
-                             cf_pg_errstr(pg));
-            goto out;
-        }
-    }
-    if (cf_pg_commit(pg) != 0) {
-        rc = cf_cli_fail("could not update certificate authority \"%s\": %s", name,
-                         cf_pg_errstr(pg));
-        goto out;
-    }
-    rc = 0;
-out:
-    if (rc != 0 && cf_pg_in_transaction(pg))
-        cf_pg_rollback(pg);
-    for (size_t i = 0; texts && i < n; i++)
-        free(texts[i]);
-    free(texts);
-    free(args);
-    free(sql);
-    json_decref(old);
-    PQclear(res);
+    cf_reply_destroy(&reply);
     return rc;
 }
 
@@ -957,8 +866,7 @@ static int s_edit(cf_cli_t *cli, int argc, char **argv)
         {NULL, 0, NULL, 0}};
     int rc = 2, c;
     long long n;
-    json_t *want = json_object(), *changed = json_object();
-    cf_pg_t *pg = NULL;
+    json_t *want = json_object(), *changed = NULL;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -1043,7 +951,7 @@ static int s_edit(cf_cli_t *cli, int argc, char **argv)
     }
     const char *name = argv[optind];
     rc = 1;
-    if (!(pg = cf_cli_pg_open(cli)) || s_edit_apply(pg, name, want, changed) != 0)
+    if (s_edit_apply(cli, name, want, &changed) != 0)
         goto out;
     if (cli->json) {
         json_t *doc = json_pack("{s:s, s:O}", "name", name, "changed", changed);
@@ -1066,7 +974,6 @@ static int s_edit(cf_cli_t *cli, int argc, char **argv)
     }
     rc = 0;
 out:
-    cf_pg_destroy(&pg);
     json_decref(changed);
     json_decref(want);
     return rc;

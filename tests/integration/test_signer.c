@@ -1119,6 +1119,130 @@ static void test_kill_signer_mid_issuance(void **state)
     X509_free(ca);
 }
 
+/* ---- 5. ca.edit ------------------------------------------------------------------------ */
+
+/* The CA row of NAME as JSON text (caller frees). */
+static char *s_ca_row(s_fleet_t *f, const char *name)
+{
+    cf_pg_t *pg = cf_pg_new(f->fleet.conninfo);
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT row_to_json(c)::text FROM certificate_authorities c WHERE name = '%s'", name);
+    char *row = cf_test_query(pg, sql);
+    cf_pg_destroy(&pg);
+    return row;
+}
+
+/* ca.edit that must fail with CODE at FIELD and leave the row of "edited" as it was. */
+static void s_edit_refused(s_fleet_t *f, json_t *params, const char *code, const char *field)
+{
+    char *before = s_ca_row(f, "edited");
+    s_expect_error(f, "ca.edit", params, NULL, 0, code, field);
+    char *after = s_ca_row(f, "edited");
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+}
+
+/* Issue from "edited" until the signer's cached row has caught up with an edit (the cache
+ * lives [signer] cache_ms): until the certificate has an issuerAltName, or has none. */
+static X509 *s_issue_until(s_fleet_t *f, bool want_ian)
+{
+    EVP_PKEY *key = s_keygen("EC", "P-256");
+    size_t len;
+    unsigned char *csr = s_csr(key, "edit.example.com", &len);
+    X509 *cert = NULL;
+    for (int i = 0; i < 50; i++) {
+        X509_free(cert);
+        cf_reply_t *r = s_call(f, "cert.issue", s_issue("edited"), csr, len);
+        s_assert_ok(r, "cert.issue from an edited CA");
+        cert = s_reply_cert(r);
+        cf_reply_destroy(&r);
+        bool has = X509_get_ext_by_NID(cert, NID_issuer_alt_name, -1) >= 0;
+        if (has == want_ian)
+            break;
+        usleep(200 * 1000);
+    }
+    free(csr);
+    EVP_PKEY_free(key);
+    assert_int_equal(X509_get_ext_by_NID(cert, NID_issuer_alt_name, -1) >= 0, want_ian);
+    return cert;
+}
+
+static void test_ca_edit(void **state)
+{
+    s_fleet_t *f = *state;
+    s_start_fleet(f, 1);
+    X509_free(s_ca_init(f, s_ec_ca("edited", NULL, -1)));
+    const char *ian = "{\"type\": \"issuer_alternative_name\", \"value\": [{\"type\": \"URI\","
+                      " \"value\": \"https://ca.example.test/\"}]}";
+
+    /* Bad input: the error names the field, the row stays as it was. */
+    s_edit_refused(f, json_object(), "missing_field", "params.ca");
+    s_edit_refused(f, json_pack("{s:s}", "ca", "edited"), "invalid_value", "params");
+    s_edit_refused(f, json_pack("{s:s, s:b}", "ca", "nope", "enabled", 0), "unknown_ca",
+                   "params.ca");
+    s_edit_refused(f, json_pack("{s:s, s:s}", "ca", "edited", "colour", "blue"), "unknown_field",
+                   "params.colour");
+    s_edit_refused(f, json_pack("{s:s, s:s}", "ca", "edited", "enabled", "yes"), "invalid_type",
+                   "params.enabled");
+    s_edit_refused(f, json_pack("{s:s, s:n}", "ca", "edited", "website"), "invalid_type",
+                   "params.website");
+    s_edit_refused(f, json_pack("{s:s, s:i}", "ca", "edited", "ocsp_response_validity", 10),
+                   "invalid_value", "params.ocsp_response_validity");
+    s_edit_refused(f, json_pack("{s:s, s:s}", "ca", "edited", "acme_profile", "nope"),
+                   "unknown_profile", "params.acme_profile");
+    json_t *p = json_pack("{s:s}", "ca", "edited");
+    json_object_set_new(p, "sign_certificate_policies", json_loads(ian, 0, NULL));
+    s_edit_refused(f, p, "invalid_value", "params.sign_certificate_policies");
+    s_edit_refused(f,
+                   json_pack("{s:s, s:{s:s, s:[{s:s, s:s}]}}", "ca", "edited",
+                             "sign_issuer_alternative_name", "type", "issuer_alternative_name",
+                             "value", "type", "URI", "value", "not a uri"),
+                   "invalid_uri", "params.sign_issuer_alternative_name.value[0].value");
+
+    /* An edit: the reply lists what changed, old and new; the row has it. */
+    p = json_pack("{s:s, s:s, s:b, s:s, s:i}", "ca", "edited", "website", "https://ca.example.test",
+                  "acme_enabled", 1, "acme_profile", "server", "ocsp_response_validity", 43200);
+    json_object_set_new(p, "sign_issuer_alternative_name", json_loads(ian, 0, NULL));
+    cf_reply_t *r = s_call(f, "ca.edit", p, NULL, 0);
+    s_assert_ok(r, "ca.edit");
+    json_t *doc = cf_reply_to_json(r);
+    json_t *changed = json_object_get(json_object_get(doc, "result"), "changed");
+    assert_int_equal(json_object_size(changed), 5);
+    json_t *w = json_object_get(changed, "website");
+    assert_string_equal(json_string_value(json_object_get(w, "old")), "");
+    assert_string_equal(json_string_value(json_object_get(w, "new")), "https://ca.example.test");
+    assert_true(json_is_null(json_object_get(json_object_get(changed, "acme_profile"), "old")));
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_object_get(changed, "ocsp_response_validity"), "new")),
+                     43200);
+    json_decref(doc);
+    cf_reply_destroy(&r);
+    assert_int_equal(s_count(f, "SELECT count(*) FROM certificate_authorities WHERE name = "
+                                "'edited' AND website = 'https://ca.example.test' AND "
+                                "acme_enabled AND acme_profile = 'server' AND "
+                                "ocsp_response_validity = 43200 AND "
+                                "sign_issuer_alternative_name IS NOT NULL"),
+                     1);
+    /* The same edit again changes nothing. */
+    p = json_pack("{s:s, s:s}", "ca", "edited", "website", "https://ca.example.test");
+    r = s_call(f, "ca.edit", p, NULL, 0);
+    s_assert_ok(r, "ca.edit again");
+    doc = cf_reply_to_json(r);
+    assert_int_equal(json_object_size(json_object_get(json_object_get(doc, "result"), "changed")),
+                     0);
+    json_decref(doc);
+    cf_reply_destroy(&r);
+    /* What the CA signs carries the sign_* extension; null removes it again. */
+    X509_free(s_issue_until(f, true));
+    r = s_call(f, "ca.edit",
+               json_pack("{s:s, s:n}", "ca", "edited", "sign_issuer_alternative_name"), NULL, 0);
+    s_assert_ok(r, "ca.edit removing a sign extension");
+    cf_reply_destroy(&r);
+    X509_free(s_issue_until(f, false));
+}
+
 int main(void)
 {
     CF_TEST_NEEDS_SERVICES();
@@ -1127,6 +1251,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_path_length_and_name_constraints, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_bad_input_writes_nothing, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_kill_signer_mid_issuance, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_ca_edit, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -206,18 +206,9 @@ int signer_ca_init(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer *r
         json_t *given = json_object_get(params, signer_sign_keys[k]);
         if (!given || json_is_null(given))
             continue;
-        json_t *m = cf_extension_parse(given, err);
-        if (!m ||
-            strcmp(json_string_value(json_object_get(m, "type")), signer_sign_types[k]) != 0) {
-            if (m)
-                cf_error_set(err, "invalid_value", "", "must be a \"%s\" extension",
-                             signer_sign_types[k]);
-            json_decref(m);
-            char f[96];
-            snprintf(f, sizeof f, "params.%s", signer_sign_keys[k]);
-            cf_error_prefix_field(err, f);
+        json_t *m = signer_sign_extension(params, k, err);
+        if (!m)
             goto out;
-        }
         json_array_append_new(sign, m);
     }
     if (host) {

@@ -4,6 +4,7 @@
 
 static const cf_handler_t s_handlers[] = {
     {"ca.init", signer_ca_init, CF_HANDLER_DURABLE},
+    {"ca.edit", signer_ca_edit, CF_HANDLER_DURABLE},
     {"ca.import", signer_ca_import, CF_HANDLER_DURABLE},
     {"cert.issue", signer_cert_issue, CF_HANDLER_DURABLE | CF_HANDLER_BATCH},
     {"cert.import", signer_cert_import, CF_HANDLER_DURABLE},

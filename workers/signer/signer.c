@@ -17,6 +17,22 @@ const char *const signer_sign_types[] = {"authority_information_access", "certif
                                          "crl_distribution_points", "issuer_alternative_name",
                                          NULL};
 
+json_t *signer_sign_extension(const json_t *params, int k, cf_error_t *err)
+{
+    json_t *m = cf_extension_parse(json_object_get(params, signer_sign_keys[k]), err);
+    if (m && strcmp(json_string_value(json_object_get(m, "type")), signer_sign_types[k]) != 0) {
+        cf_error_set(err, "invalid_value", "", "must be a \"%s\" extension", signer_sign_types[k]);
+        json_decref(m);
+        m = NULL;
+    }
+    if (!m) {
+        char f[96];
+        snprintf(f, sizeof f, "params.%s", signer_sign_keys[k]);
+        cf_error_prefix_field(err, f);
+    }
+    return m;
+}
+
 cf_keystore_t *signer_keystore(cf_handler_ctx_t *ctx)
 {
     signer_t *state = ctx->state;

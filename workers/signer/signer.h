@@ -38,6 +38,9 @@ void signer_pack_der(msgpack_packer *pk, X509 *cert);
 /* The four sign_* params and the extension types they hold, NULL-terminated, in step. */
 extern const char *const signer_sign_keys[];
 extern const char *const signer_sign_types[];
+/* The model of params' signer_sign_keys[K] (caller owns), which must be a signer_sign_types[K]
+ * extension; NULL + err with the field "params.<key>..." otherwise. */
+json_t *signer_sign_extension(const json_t *params, int k, cf_error_t *err);
 /* Insert a CA row (inside the job's transaction). PARAMS holds the optional fields (caa,
  * website, acme_*, ocsp_*, crl_shards) and "_nb"/"_na" (validity, Unix s). SIGN is the list
  * of sign_* extension models. 0, -1 + err (e.g. "ca_exists"), or CF_HANDLER_ABORT. */
@@ -55,6 +58,8 @@ int signer_ca_name_free(cf_handler_ctx_t *ctx, const char *name, cf_error_t *err
 int signer_ca_options_check(const json_t *params, cf_error_t *err);
 
 int signer_ca_init(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer *result,
+                   cf_error_t *err);
+int signer_ca_edit(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer *result,
                    cf_error_t *err);
 int signer_ca_import(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer *result,
                      cf_error_t *err);
