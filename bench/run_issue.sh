@@ -157,7 +157,7 @@ for kt in ec ed25519 rsa; do
   ossl=$(openssl_ca_rate "$kt")
   raw=$(speed_rate "$alg")
   for n in 1 2; do
-    psql -h 127.0.0.1 -p "$pg_port" -U postgres -d bench -qc "TRUNCATE certificates; DELETE FROM job_results WHERE type = 'cert.issue'" >/dev/null
+    psql -h 127.0.0.1 -p "$pg_port" -U postgres -d bench -qc "TRUNCATE certificates CASCADE; DELETE FROM job_results WHERE type = 'cert.issue'" >/dev/null
     start_signers "$n"
     read -r rate p50 p99 ok failed < <(build/bench/certfleet-bench-issue --endpoint "tcp://127.0.0.1:$broker_port" \
       --ca "bench-$kt" --csrs "$tmp/csrs" --count "$count" --depth "$depth")
