@@ -17,6 +17,7 @@
 
 #include "acme.h"
 #include "cf_log.h"
+#include "cf_metrics.h"
 
 typedef struct s_entry {
     acme_req_t *req;            /* the parked request (its connection is suspended) */
@@ -31,14 +32,17 @@ typedef struct s_entry {
 } s_entry_t;
 
 struct _acme_park_t {
-    cf_config_t *cfg;    /* for the broker client (borrowed) */
-    pthread_t thread;    /* the parking thread */
-    bool started;        /* thread runs */
-    int wake[2];         /* pipe: a byte is written on every hand-over and on stop */
-    pthread_mutex_t mu;  /* guards incoming and stop */
-    s_entry_t *incoming; /* handed over by handlers, not sent yet */
-    bool stop;           /* acme_park_stop was called */
-    s_entry_t *active;   /* sent, waiting (the parking thread's alone) */
+    cf_config_t *cfg;        /* for the broker client (borrowed) */
+    pthread_t thread;        /* the parking thread */
+    bool started;            /* thread runs */
+    int wake[2];             /* pipe: a byte is written on every hand-over and on stop */
+    pthread_mutex_t mu;      /* guards incoming and stop */
+    s_entry_t *incoming;     /* handed over by handlers, not sent yet */
+    bool stop;               /* acme_park_stop was called */
+    s_entry_t *active;       /* sent, waiting (the parking thread's alone) */
+    cf_metric_t *m_parked;   /* gauge: requests parked now */
+    cf_metric_t *m_replied;  /* counter: parked requests resumed with their job's reply */
+    cf_metric_t *m_timedout; /* counter: parked requests resumed at the end of their wait */
 };
 
 /* The longest the parking thread sleeps without looking at the clock. */
@@ -86,6 +90,7 @@ static void s_answered(acme_park_t *self, cf_reply_t *reply)
             continue;
         }
         *pp = e->next;
+        cf_metric_add(self->m_replied, 1);
         s_resume(e, reply);
         reply = NULL;
     }
@@ -112,6 +117,7 @@ static void s_wait(acme_park_t *self, cf_client_t *client)
         s_entry_t *e = *pp;
         if (e->until_mono <= now || !client) {
             *pp = e->next;
+            cf_metric_add(self->m_timedout, 1);
             s_resume(e, NULL);
         } else {
             pp = &e->next;
@@ -144,6 +150,10 @@ static void *s_run(void *arg)
         }
         if (stop)
             break;
+        int64_t parked = 0;
+        for (s_entry_t *e = self->active; e; e = e->next)
+            parked++;
+        cf_metric_set(self->m_parked, parked);
         s_wait(self, client);
     }
     /* Stopping: every parked request is resumed without a reply (it answers as if its wait
@@ -172,6 +182,14 @@ acme_park_t *acme_park_new(cf_config_t *cfg)
         return NULL;
     self->cfg = cfg;
     self->wake[0] = self->wake[1] = -1;
+    self->m_parked =
+        cf_metrics_gauge("certfleet_acme_parked_requests",
+                         "ACME requests waiting for a job's reply without a thread", "");
+    self->m_replied = cf_metrics_counter("certfleet_acme_park_resumed_total",
+                                         "parked ACME requests resumed, by why", "why=\"reply\"");
+    self->m_timedout =
+        cf_metrics_counter("certfleet_acme_park_resumed_total",
+                           "parked ACME requests resumed, by why", "why=\"wait_over\"");
     pthread_mutex_init(&self->mu, NULL);
     if (pipe2(self->wake, O_NONBLOCK | O_CLOEXEC) != 0 ||
         pthread_create(&self->thread, NULL, s_run, self) != 0) {

@@ -39,6 +39,7 @@
 #include "cf_test.h"
 #include "cf_test_fleet.h"
 #include "cf_test_jobs.h"
+#include "cf_test_metrics.h"
 
 #define S_ROOT        "acme-root"
 #define S_CA          "acme-int"
@@ -59,6 +60,7 @@ typedef struct {
     char base[64];         /* http://127.0.0.1:PORT */
     char dir[128];         /* base/acme/S_CA */
     bool validator;        /* certfleet-validator serves acme.validate */
+    int metrics_port;      /* certfleet-acme's /metrics */
     CURL *curl;            /* the HTTP client */
 } s_env_t;
 
@@ -490,9 +492,17 @@ static int s_setup(void **state)
     assert_int_equal(cf_test_fleet_write_config(&env->fleet, extra), 0);
     static const char *const progs[][2] = {{"certfleet-broker", "broker.log"},
                                            {"certfleet-signer", "signer.log"},
-                                           {"certfleet-validator", "validator.log"},
-                                           {"certfleet-acme", "acme.log"}};
-    cf_test_fleet_start_all(&env->fleet, progs, 4, env->pids, &env->npids, 2, 15000);
+                                           {"certfleet-validator", "validator.log"}};
+    cf_test_fleet_start_all(&env->fleet, progs, 3, env->pids, &env->npids, 2, 15000);
+    /* certfleet-acme alone serves metrics (on a port of its own, through the environment). */
+    env->metrics_port = cf_test_free_port();
+    char port_text[16];
+    snprintf(port_text, sizeof port_text, "%d", env->metrics_port);
+    setenv("CERTFLEET_METRICS_PORT", port_text, 1);
+    env->pids[3] = cf_test_fleet_start(&env->fleet, "certfleet-acme", "acme.log");
+    unsetenv("CERTFLEET_METRICS_PORT");
+    assert_true(env->pids[3] > 0);
+    env->npids = 4;
     env->client = cf_client_new(env->fleet.endpoint);
     cf_client_set_timeout(env->client, 10000);
     cf_client_set_attempts(env->client, 6);
@@ -1385,6 +1395,16 @@ static void test_parked_finalize_blocks_nothing(void **state)
     json_t *order = s_get(&a, loc);
     assert_string_equal(json_string_value(json_object_get(order, "status")), "processing");
     json_decref(order);
+    /* The metrics show it parked (the gauge follows the parking thread's loop). */
+    double parked = 0;
+    for (int k = 0; k < 100 && parked < 1; k++) {
+        char *text = cf_test_scrape(s_env->metrics_port);
+        parked = cf_test_metric_value(text, "certfleet_acme_parked_requests");
+        free(text);
+        if (parked < 1)
+            usleep(20 * 1000);
+    }
+    assert_true(parked >= 1);
     assert_int_equal(bg.done, 0); /* all of the above came while the finalize still waited */
     assert_int_equal(kill(signer, SIGCONT), 0);
     pthread_join(thread, NULL);
@@ -1393,6 +1413,12 @@ static void test_parked_finalize_blocks_nothing(void **state)
     json_t *done = s_poll_order(&a, loc);
     assert_string_equal(json_string_value(json_object_get(done, "status")), "valid");
     json_decref(done);
+    char *text = cf_test_scrape(s_env->metrics_port);
+    assert_true(
+        cf_test_metric_value(text, "certfleet_acme_park_resumed_total{why=\"reply\"}") +
+            cf_test_metric_value(text, "certfleet_acme_park_resumed_total{why=\"wait_over\"}") >=
+        1);
+    free(text);
     free(bg.jws);
     free(csr);
     EVP_PKEY_free(leaf_key);
