@@ -2,6 +2,7 @@
  * show`, CSR handling and CA import read). Every name and general name found is turned into a
  * model and back to OpenSSL, and the round trips must hold: a model that converts to OpenSSL
  * must come back equal, and so must its text form. Extensions go through the extension models.
+ * Requests also go through cf_csr_read, whose verdict must be OpenSSL's.
  * Must never crash, leak, or break an invariant (which aborts). */
 #include <stdint.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "cf_csr.h"
 #include "cf_general_name.h"
 #include "cf_x509_ext.h"
 #include "cf_x509_name.h"
@@ -196,8 +198,31 @@ static void s_extension_models(json_t *list)
     json_decref(list);
 }
 
+/* cf_csr_read (which reads EC and Ed25519 requests without OpenSSL's key decoding) must
+ * accept and refuse exactly what d2i_X509_REQ + X509_REQ_verify do. */
+static void s_csr_agrees(const uint8_t *data, size_t size)
+{
+    cf_csr_t csr;
+    cf_error_t err = {0};
+    bool mine = cf_csr_read(data, size, &csr, &err) == 0;
+    cf_csr_clear(&csr);
+    const unsigned char *p = data;
+    X509_REQ *req = d2i_X509_REQ(NULL, &p, (long)size);
+    EVP_PKEY *pub = req && p == data + size ? X509_REQ_get0_pubkey(req) : NULL;
+    bool theirs = pub && X509_REQ_verify(req, pub) == 1;
+    X509_REQ_free(req);
+    ERR_clear_error();
+    if (mine != theirs) {
+        fprintf(stderr, "invariant broken: cf_csr_read %s a request OpenSSL %s\n",
+                mine ? "accepts" : "refuses", theirs ? "accepts" : "refuses");
+        abort();
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    if (size < (1u << 20))
+        s_csr_agrees(data, size);
     cf_error_t err = {0};
     const unsigned char *p = data;
     X509 *cert = d2i_X509(NULL, &p, (long)size);

@@ -3,7 +3,7 @@
 # certificate with name constraints and the policy extensions, a leaf certificate with every
 # general name type (seven kinds of otherName among them), AIA, CRL distribution points with
 # reasons and a CRL issuer, policies with CPS and user notice, TLS feature, an SCT list, a
-# Microsoft template and the precertificate poison, a request carrying extensions, and a CRL
+# Microsoft template and the precertificate poison, a request carrying extensions, EC and Ed25519 requests, and a CRL
 # with an IssuingDistributionPoint and entries with reason codes, an invalidity date and a hold
 # instruction. The keys are made here and thrown away; only public DER is written.
 #   tests/fuzz/make_x509_der_seeds.sh [OUT-DIR]    (default: tests/fuzz/corpus/x509_der)
@@ -143,4 +143,10 @@ q openssl x509 -in precert.pem -outform DER -out "$out/rich_precert"
 q openssl x509 -in ed.pem -outform DER -out "$out/ed25519_cert"
 q openssl req -in leaf.csr -outform DER -out "$out/rich_csr"
 q openssl crl -in rich.crl -outform DER -out "$out/rich_crl"
+# Requests with the keys cf_csr reads the fast way (tests/fuzz/README.md).
+q openssl req -new "${ec[@]}" -keyout ec.key -subj "/CN=ec.example.com" -outform DER -out "$out/ec_p256_csr"
+q openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-384 -nodes -keyout ec384.key \
+  -subj "/CN=ec384.example.com" -sha384 -outform DER -out "$out/ec_p384_csr"
+q openssl req -new -newkey ed25519 -nodes -keyout edr.key -subj "/CN=ed.example.com" \
+  -outform DER -out "$out/ed25519_csr"
 echo "seeds written to $out"

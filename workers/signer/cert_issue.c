@@ -1,10 +1,12 @@
 /* cert.issue: sign a CSR with a CA and a profile (django-ca's CertificateManager.create_cert).
  * Batched: the runtime hands many jobs to one transaction. Params and result: schemas/jobs.md. */
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
+#include "cf_csr.h"
 #include "cf_mail.h"
 #include "cf_general_name.h"
 #include "cf_issue.h"
@@ -121,36 +123,32 @@ static int s_link_watchers(cf_handler_ctx_t *ctx, const char *ca_id, const char 
 }
 
 /* A CSR as PEM text, or DER (msgpack bin, which arrives here as base64). */
-static X509_REQ *s_csr(const char *text, cf_error_t *err)
+/* The CSR of the job, PEM or base64 DER, read and its signature checked (cf_csr); *DER
+ * holds its bytes (caller frees) for as long as CSR is used. 0 or -1 ("invalid_csr"). */
+static int s_csr(const char *text, unsigned char **der, cf_csr_t *csr, cf_error_t *err)
 {
-    X509_REQ *req = NULL;
+    long len = 0;
+    *der = NULL;
     if (strstr(text, "-----BEGIN")) {
         BIO *bio = BIO_new_mem_buf(text, -1);
-        req = PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL);
+        unsigned char *data = NULL;
+        if (bio &&
+            PEM_bytes_read_bio(&data, &len, NULL, PEM_STRING_X509_REQ, bio, NULL, NULL) == 1 &&
+            len > 0 && (*der = malloc((size_t)len)) != NULL)
+            memcpy(*der, data, (size_t)len);
+        OPENSSL_free(data);
         BIO_free(bio);
+        ERR_clear_error();
     } else {
-        size_t len;
-        unsigned char *der = cf_base64_decode(text, strlen(text), &len);
-        const unsigned char *p = der;
-        if (der)
-            req = d2i_X509_REQ(NULL, &p, (long)len);
-        if (req && p != der + len) {
-            X509_REQ_free(req);
-            req = NULL;
-        }
-        free(der);
+        size_t n = 0;
+        if ((*der = cf_base64_decode(text, strlen(text), &n)) != NULL)
+            len = (long)n;
     }
-    if (!req) {
+    if (!*der) {
         cf_error_set(err, "invalid_csr", "params.csr", "CSR is neither PEM nor DER");
-        return NULL;
+        return -1;
     }
-    EVP_PKEY *pub = X509_REQ_get0_pubkey(req);
-    if (!pub || X509_REQ_verify(req, pub) != 1) {
-        cf_error_set(err, "invalid_csr", "params.csr", "CSR signature does not verify");
-        X509_REQ_free(req);
-        return NULL;
-    }
-    return req;
+    return cf_csr_read(*der, (size_t)len, csr, err);
 }
 
 /* Add MODEL to LIST unless an extension of its type is already there (MODEL is consumed). */
@@ -265,7 +263,8 @@ int signer_cert_issue(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer
     const json_t *profile = NULL;
     json_t *given = NULL;
     const cf_ca_t *ca = NULL;
-    X509_REQ *csr = NULL;
+    cf_csr_t csr = {0};
+    unsigned char *csr_der = NULL;
     EVP_PKEY *ca_key = NULL;
     X509 *cert = NULL;
     STACK_OF(X509) *bundle = NULL;
@@ -295,12 +294,13 @@ int signer_cert_issue(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer
         snprintf(err->field, sizeof err->field, "params.ca");
         goto out;
     }
-    if (!(profile = signer_profile(ctx, profile_name, err)) || !(csr = s_csr(csr_text, err)))
+    if (!(profile = signer_profile(ctx, profile_name, err)) ||
+        s_csr(csr_text, &csr_der, &csr, err) != 0)
         goto out;
     json_t *subj = json_object_get(params, "subject");
     if (subj && !json_is_null(subj))
         subject = signer_subject(subj, "params.subject", err);
-    else if (!(subject = cf_name_from_openssl(X509_REQ_get_subject_name(csr), err)))
+    else if (!(subject = cf_name_from_openssl(csr.subject, err)))
         snprintf(err->field, sizeof err->field, "params.csr");
     if (!subject)
         goto out;
@@ -350,7 +350,7 @@ int signer_cert_issue(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer
     json_decref(bc);
     s_add_missing(exts, bcm);
     s_add_missing(exts, cf_issue_aki_model(ca->cert, err));
-    s_add_missing(exts, cf_issue_ski_model_pubkey(X509_REQ_get_X509_PUBKEY(csr), err));
+    s_add_missing(exts, cf_issue_ski_model_pubkey(csr.pubkey, err));
     if (cf_error_isset(err))
         goto out;
     /* The serial first: a sharded CA's certificates carry their shard's CRL URL, and the shard
@@ -379,7 +379,7 @@ int signer_cert_issue(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer
         }
     }
     cf_issue_t req = {.subject = subject,
-                      .public_key = X509_REQ_get0_pubkey(csr),
+                      .public_key = NULL,
                       .extensions = exts,
                       .not_before = now,
                       .not_after = expires,
@@ -387,7 +387,7 @@ int signer_cert_issue(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer
                       .issuer_key = ca_key,
                       .md = md,
                       .serial = sn,
-                      .public_key_info = X509_REQ_get_X509_PUBKEY(csr)};
+                      .public_key_info = csr.pubkey};
     cert = sn ? cf_issue_cert(&req, err) : NULL;
     ASN1_INTEGER_free(sn);
     if (!cert) {
@@ -412,10 +412,7 @@ int signer_cert_issue(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer
     snprintf(na, sizeof na, "%lld", (long long)expires);
     snprintf(shard_text, sizeof shard_text, "%d", shard);
     cf_job_id_hex(cf_job_id(job), job_hex + 2);
-    unsigned char *csr_der = NULL;
-    int csr_len = i2d_X509_REQ(csr, &csr_der);
-    char *csr_hex = cf_pg_bytea_hex(csr_der, (size_t)csr_len);
-    OPENSSL_free(csr_der);
+    char *csr_hex = cf_pg_bytea_hex(csr.der, csr.der_len);
     const char *values[11] = {
         ca_id,   serial,     cn,      subject_text,
         nb,      na,         der_hex, json_string_value(json_object_get(profile, "name")),
@@ -478,7 +475,8 @@ out:
     OPENSSL_free(der);
     X509_free(cert);
     EVP_PKEY_free(ca_key);
-    X509_REQ_free(csr);
+    cf_csr_clear(&csr);
+    free(csr_der);
     json_decref(exts);
     json_decref(given);
     json_decref(subject);
