@@ -57,6 +57,8 @@ int cf_cli_parse_int(const char *opt, const char *text, long long min, long long
  * raises [client] attempts for jobs that may run long (CA key generation). */
 cf_reply_t *cf_cli_call(cf_cli_t *cli, const char *type, const void *params, size_t len,
                         int attempts);
+/* cf_cli_call with PARAMS as a JSON object (packed as MessagePack here). */
+cf_reply_t *cf_cli_call_json(cf_cli_t *cli, const char *type, const json_t *params, int attempts);
 /* ca import and cert import (cmd_import.c); ARGV[0] is the verb. */
 int cf_cli_ca_import(cf_cli_t *cli, int argc, char **argv);
 int cf_cli_cert_import(cf_cli_t *cli, int argc, char **argv);

@@ -186,8 +186,6 @@ static int s_init(cf_cli_t *cli, int argc, char **argv)
     json_t *params = json_object(), *exts = json_array(), *doc = NULL;
     char *secret = NULL;
     cf_reply_t *reply = NULL;
-    msgpack_sbuffer buf;
-    msgpack_sbuffer_init(&buf);
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -310,11 +308,8 @@ static int s_init(cf_cli_t *cli, int argc, char **argv)
     json_object_set_new(params, "subject", subject);
     if (json_array_size(exts) > 0)
         json_object_set(params, "extensions", exts);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
-    cf_json_to_msgpack(params, &pk);
     /* An RSA key of 8192 bits can take a minute to make: wait longer than for a signature. */
-    reply = cf_cli_call(cli, "ca.init", buf.data, buf.size, 60);
+    reply = cf_cli_call_json(cli, "ca.init", params, 60);
     if (!reply) {
         rc = 1;
         goto out;
@@ -341,9 +336,6 @@ static int s_init(cf_cli_t *cli, int argc, char **argv)
 out:
     s_wipe_member(params, "password");
     s_wipe_member(params, "parent_password");
-    if (buf.data)
-        OPENSSL_cleanse(buf.data, buf.size);
-    msgpack_sbuffer_destroy(&buf);
     cf_cli_free_secret(secret);
     cf_reply_destroy(&reply);
     json_decref(doc);
@@ -827,13 +819,7 @@ out:
 static int s_edit_apply(cf_cli_t *cli, const char *name, json_t *want, json_t **changed)
 {
     json_object_set_new(want, "ca", json_string(name));
-    msgpack_sbuffer buf;
-    msgpack_sbuffer_init(&buf);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
-    cf_json_to_msgpack(want, &pk);
-    cf_reply_t *reply = cf_cli_call(cli, "ca.edit", buf.data, buf.size, 0);
-    msgpack_sbuffer_destroy(&buf);
+    cf_reply_t *reply = cf_cli_call_json(cli, "ca.edit", want, 0);
     int rc = 1;
     if (!reply)
         return rc;

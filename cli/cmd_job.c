@@ -2,6 +2,7 @@
  * printed as JSON. The file holds {"type": "...", "params": {...}} and optionally "id" (32 hex
  * digits; random when absent) and "deadline_ms" (absolute Unix ms). "-" reads stdin. */
 #include <czmq.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -52,6 +53,24 @@ cf_reply_t *cf_cli_call(cf_cli_t *cli, const char *type, const void *params, siz
         reply = cf_reply_new_error(id, &err);
     }
     cf_client_destroy(&client);
+    return reply;
+}
+
+cf_reply_t *cf_cli_call_json(cf_cli_t *cli, const char *type, const json_t *params, int attempts)
+{
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
+    cf_reply_t *reply = NULL;
+    if (cf_json_to_msgpack(params, &pk) != 0)
+        cf_cli_fail("%s: could not pack the parameters", type);
+    else
+        reply = cf_cli_call(cli, type, buf.data, buf.size, attempts);
+    /* The params may hold a key password: wipe them. */
+    if (buf.data)
+        OPENSSL_cleanse(buf.data, buf.size);
+    msgpack_sbuffer_destroy(&buf);
     return reply;
 }
 

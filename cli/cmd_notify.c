@@ -103,8 +103,6 @@ static int s_expiring(cf_cli_t *cli, int argc, char **argv)
                                          {NULL, 0, NULL, 0}};
     json_t *params = json_object(), *doc = NULL;
     cf_reply_t *reply = NULL;
-    msgpack_sbuffer buf;
-    msgpack_sbuffer_init(&buf);
     int rc = 2, c;
     long long limit;
     optind = 1;
@@ -143,10 +141,7 @@ static int s_expiring(cf_cli_t *cli, int argc, char **argv)
         goto out;
     }
     rc = 1;
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
-    cf_json_to_msgpack(params, &pk);
-    if (!(reply = cf_cli_call(cli, "notify.expiring", buf.data, buf.size, S_ATTEMPTS)))
+    if (!(reply = cf_cli_call_json(cli, "notify.expiring", params, S_ATTEMPTS)))
         goto out;
     if (!cf_reply_ok(reply)) {
         rc = cf_cli_fail_reply("notify.expiring", reply);
@@ -168,7 +163,6 @@ static int s_expiring(cf_cli_t *cli, int argc, char **argv)
     }
     rc = 0;
 out:
-    msgpack_sbuffer_destroy(&buf);
     cf_reply_destroy(&reply);
     json_decref(doc);
     json_decref(params);

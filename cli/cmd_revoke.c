@@ -137,13 +137,7 @@ static void s_time_text(const json_t *v, char *out, size_t len)
  * revoked (ca revoke), else NULL. */
 static int s_revoke(cf_cli_t *cli, const json_t *params, const char *name)
 {
-    msgpack_sbuffer buf;
-    msgpack_sbuffer_init(&buf);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
-    cf_json_to_msgpack(params, &pk);
-    cf_reply_t *reply = cf_cli_call(cli, "cert.revoke", buf.data, buf.size, 0);
-    msgpack_sbuffer_destroy(&buf);
+    cf_reply_t *reply = cf_cli_call_json(cli, "cert.revoke", params, 0);
     if (!reply)
         return 1;
     if (!cf_reply_ok(reply)) {
