@@ -34,24 +34,6 @@ static const struct {
                  {"sign_issuer_alternative_name", "jsonb"},
                  {NULL, NULL}};
 
-static const char *const s_allowed[] = {"ca",
-                                        "enabled",
-                                        "website",
-                                        "terms_of_service",
-                                        "caa",
-                                        "acme_enabled",
-                                        "acme_registration",
-                                        "acme_requires_contact",
-                                        "acme_profile",
-                                        "api_enabled",
-                                        "ocsp_responder_key_validity",
-                                        "ocsp_response_validity",
-                                        "sign_authority_information_access",
-                                        "sign_certificate_policies",
-                                        "sign_crl_distribution_points",
-                                        "sign_issuer_alternative_name",
-                                        NULL};
-
 /* The wanted value of every setting given in PARAMS, as it will be stored (new reference):
  * acme_profile "" becomes null, sign_* models are normalised. NULL + err on bad input. */
 static json_t *s_wanted(cf_handler_ctx_t *ctx, const json_t *params, cf_error_t *err)
@@ -130,7 +112,11 @@ int signer_ca_edit(cf_handler_ctx_t *ctx, const cf_job_t *job, msgpack_packer *r
     char *texts[32] = {NULL};
     char sql[2048];
     int n = 0;
-    if (!params || cf_params_check_keys(params, s_allowed, err) ||
+    /* The params it takes: "ca" and the settings. */
+    const char *allowed[sizeof s_columns / sizeof s_columns[0] + 1] = {"ca"};
+    for (size_t i = 0; s_columns[i].key; i++)
+        allowed[i + 1] = s_columns[i].key;
+    if (!params || cf_params_check_keys(params, allowed, err) ||
         cf_params_str(params, "ca", true, NULL, &name, err) || !(want = s_wanted(ctx, params, err)))
         goto out;
     /* FOR UPDATE: two edits at once each see what the other changed. */
